@@ -1,0 +1,92 @@
+"""Sessions: tests (3.11-3.13, under coverage), plugins, lint, coverage; bench on demand.
+
+`nox` runs the default sessions; `nox -s bench` runs the performance suite.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = ["lint", "tests", "plugins", "coverage"]
+
+PYTHONS = ["3.11", "3.12", "3.13"]
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+TEST_DEPS = PYPROJECT["dependency-groups"]["test"]
+LINT_DEPS = PYPROJECT["dependency-groups"]["lint"]
+COVERAGE_FLOOR = "80"
+
+
+def _pyenv_pythons() -> None:
+    """Let pyenv's shims find every installed 3.11-3.13, not only the global one."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    if "PYENV_VERSION" in os.environ or not shutil.which("pyenv"):
+        return
+    found = []
+    for minor in PYTHONS:
+        versions = sorted(glob.glob(os.path.join(root, "versions", f"{minor}.*")))
+        if versions:
+            found.append(os.path.basename(versions[-1]))
+    if found:
+        os.environ["PYENV_VERSION"] = ":".join(found)
+
+
+_pyenv_pythons()
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The core's tests, under coverage, against the installed package."""
+    session.install(".", *TEST_DEPS)
+    session.run(
+        "coverage", "run", "-m", "pytest", *session.posargs,
+        env={"COVERAGE_FILE": str(Path(f".coverage.{session.python}").resolve())},
+    )
+
+
+@nox.session(python="3.11")
+def plugins(session: nox.Session) -> None:
+    """Install each first-party plugin from plugins/* and run its tests."""
+    session.install(".", *TEST_DEPS)
+    for plugin in sorted(Path("plugins").glob("*/pyproject.toml")):
+        folder = plugin.parent
+        session.install(str(folder))
+        if (folder / "tests").is_dir():
+            session.run("pytest", str(folder / "tests"), *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff: lint and format check."""
+    session.install(*LINT_DEPS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def coverage(session: nox.Session) -> None:
+    """Combine the tests' coverage data and fail under the floor."""
+    session.install("coverage[toml]")
+    if not glob.glob(".coverage.*"):
+        session.skip("no coverage data: run the tests sessions first")
+    session.run("coverage", "combine")
+    session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}")
+    session.run("coverage", "erase")
+
+
+@nox.session(python="3.11", default=False)
+def bench(session: nox.Session) -> None:
+    """The performance suite against the raw baselines (not part of CI)."""
+    session.install(".", "-r", "benchmarks/requirements.txt")
+    for folder in sorted(Path("plugins").glob("*/pyproject.toml")):
+        session.install(str(folder.parent))
+    if not shutil.which("parallel"):
+        session.log("GNU parallel is missing; trying apt-get")
+        session.run("apt-get", "install", "-y", "-q", "parallel", external=True, success_codes=[0, 100])
+    session.run("python", "benchmarks/run.py", *session.posargs)

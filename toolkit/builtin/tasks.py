@@ -1,0 +1,63 @@
+"""Built-in tasks: ``shell`` runs a command line, ``python`` calls ``module:function``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import subprocess
+from typing import Any
+
+from toolkit.hookspecs import hookimpl
+
+
+class CommandFailed(Exception):
+    """A shell task's command exited with a non-zero code."""
+
+
+def shell(
+    cmd: str | list[str],
+    shell: bool = False,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+    **matrix: Any,
+) -> dict[str, Any]:
+    """Run a command line; record its exit code, stdout and stderr.
+
+    Runs without a shell (the line is split as a POSIX shell would) unless
+    ``shell = true``. Fails when the exit code is not 0, unless ``check = false``.
+    Other params (matrix values) are accepted for use as ``${matrix.NAME}`` in ``cmd``.
+    """
+    args: str | list[str] = cmd if shell or isinstance(cmd, list) else shlex.split(cmd)
+    if shell and isinstance(cmd, list):
+        args = shlex.join(cmd)
+    full_env = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}} if env else None
+    proc = subprocess.run(
+        args, shell=shell, cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+    )
+    result = {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        detail = ("\n" + "\n".join(tail)) if tail else ""
+        raise CommandFailed(f"command exited with code {proc.returncode}: {args!r}{detail}")
+    return result
+
+
+def python(function: str, **params: Any) -> Any:
+    """Call ``module:function`` with the other params as keyword arguments."""
+    module_name, sep, attr = function.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"function must look like 'module:function', got {function!r}")
+    target: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target(**params)
+
+
+@hookimpl
+def toolkit_register_tasks(registry):
+    registry.add(shell, name="shell")
+    registry.add(python, name="python")

@@ -1,0 +1,80 @@
+"""The toolkit's error model.
+
+Every error a user can cause derives from :class:`ToolkitError`, carries a message
+written for that user and an exit code. The CLI catches only this base class: anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    TASK_FAILED = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class ToolkitError(Exception):
+    """An error with a message meant for the user of the command line."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ToolkitError):
+    """Bad command-line usage: an unknown flag value, a missing file."""
+
+
+class RecipeError(ToolkitError):
+    """One problem in a recipe: ``pi.toml:12: [task.estimate] retries: must be >= 0``."""
+
+    def __init__(self, path: str | None, where: str, problem: str, line: int | None = None) -> None:
+        self.path = path
+        self.where = where
+        self.problem = problem
+        self.line = line
+        location = path or "<recipe>"
+        if line is not None:
+            location = f"{location}:{line}"
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{location}: {prefix}{problem}")
+
+
+class RecipeErrors(ToolkitError):
+    """Several problems of one recipe, reported together."""
+
+    def __init__(self, errors: list[RecipeError]) -> None:
+        self.errors = list(errors)
+        if len(self.errors) == 1:
+            message = self.errors[0].message
+        else:
+            lines = [f"{len(self.errors)} problems in the recipe:"]
+            lines += [f"  {e.message}" for e in self.errors]
+            message = "\n".join(lines)
+        super().__init__(message)
+
+
+class PluginLoadError(ToolkitError):
+    """A plugin could not be imported or registered."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"plugin {name!r} failed to load: {reason}")
+
+
+class TaskRegistrationError(ToolkitError):
+    """A plugin tried to register something the toolkit cannot run."""
+
+
+class RunError(ToolkitError):
+    """A run cannot start or resume (for instance a resume that does not match)."""

@@ -1,0 +1,140 @@
+"""The executor interface: what the scheduler asks of every executor, built in or not.
+
+The scheduler owns the plan: which instances run, in what batches, with which retries.
+An executor owns workers: it runs the batches it is given, reports their records as
+they arrive, and reports a batch it could not finish (a worker that died, an attempt
+that ran out of time). Worker code is shared: :func:`toolkit.execution.worker.run_batch`
+runs a batch anywhere and emits ready-encoded JSON lines.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from toolkit.recipe.model import Recipe
+
+
+@attrs.frozen(kw_only=True)
+class TaskRuntime:
+    """What a worker needs to run one recipe task. Pickled by reference: ``func`` by name."""
+
+    spec: Any  # toolkit.recipe.model.TaskSpec
+    func: Any
+    version: str | None = None
+    takes_ctx: bool = False
+    takes_inputs: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class WorkerSetup:
+    """Sent once to every worker. ``tasks`` is pickled separately: the plugin files that
+    define the task functions must be imported (``files``) before it can be unpickled."""
+
+    files: tuple[str, ...] = ()
+    tasks_blob: bytes = b""
+    run_dir: str = ""
+    capture: bool = True
+
+    @classmethod
+    def build(cls, files: Sequence[str], tasks: Sequence[TaskRuntime], run_dir: Path | str) -> WorkerSetup:
+        return cls(files=tuple(files), tasks_blob=pickle.dumps(tuple(tasks)), run_dir=str(run_dir))
+
+
+@attrs.frozen(kw_only=True)
+class Batch:
+    """Instances of one task, by index, at one attempt number."""
+
+    id: int
+    task: int  # position of the task in the recipe
+    indices: range | tuple[int, ...]
+    attempt: int = 1
+    inputs: list[dict[str, Any]] | None = None
+    isolate: bool = False
+
+
+@attrs.frozen
+class Records:
+    """Records of a batch: ``lines`` (JSONL bytes) for ``n`` instances; ``consumed``
+    positions of the batch are now done; ``bad`` lists ``(index, status)`` of the records
+    that are not ok. ``final`` once the batch is complete; ``elapsed`` is its busy time."""
+
+    batch_id: int
+    consumed: int
+    n: int
+    lines: bytes
+    bad: tuple[tuple[int, str], ...] = ()
+    final: bool = False
+    elapsed: float = 0.0
+
+
+@attrs.frozen
+class Lost:
+    """The instance at ``position`` of a batch died with its worker (or timed out)."""
+
+    position: int
+    attempt: int
+    status: str  # crashed | timeout
+    message: str
+    worker: str
+    started: float
+
+
+@attrs.frozen
+class Unfinished:
+    """A batch stopped early: positions from ``consumed`` on (except ``lost``) must run again."""
+
+    batch_id: int
+    consumed: int
+    lost: Lost | None = None
+
+
+@attrs.frozen
+class WorkerError:
+    """A worker could not start (a plugin file that fails to import there, ...)."""
+
+    message: str
+
+
+Event = Records | Unfinished | WorkerError
+
+
+@attrs.frozen(kw_only=True)
+class ExecutorContext:
+    """What an executor factory receives."""
+
+    recipe: Recipe
+    workers: int
+    setup: WorkerSetup
+    options: dict[str, Any] = attrs.field(factory=dict)  # the [executor.NAME] table
+    run_dir: Path
+    start_method: str | None = None
+    grace: float = 5.0
+    isolate_all: bool = False
+
+
+class Executor(Protocol):
+    """What the scheduler calls. All methods run in the main process."""
+
+    def start(self) -> None:
+        """Start workers (or connect to them)."""
+
+    def capacity(self) -> int:
+        """How many more batches the executor wants now."""
+
+    def submit(self, batch: Batch) -> None:
+        """Run ``batch``; report it through ``poll``."""
+
+    def poll(self, timeout: float) -> list[Event]:
+        """Wait up to ``timeout`` seconds; return what happened since the last call.
+
+        Also the executor's chance to enforce per-attempt timeouts and replace workers."""
+
+    def shutdown(self, *, kill: bool = False) -> None:
+        """Stop every worker: at once if ``kill``, else after their current batches.
+        No process may outlive this call."""

@@ -1,0 +1,456 @@
+"""The scheduler: turns a recipe into batches, feeds an executor, settles every instance.
+
+It owns what is the same for every executor: the order of tasks (``needs``), batch
+sizes, retries after a lost worker or a timeout, keep-going or fail-fast, skipping the
+dependents of a failure, Ctrl-C, and handing every record to the collector as it
+arrives. Executors only run batches (see ``toolkit.execution.api``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from toolkit.errors import RunError
+from toolkit.execution.api import Batch, Lost, Records, TaskRuntime, Unfinished, WorkerError
+from toolkit.execution.worker import backoff, encode_record, make_record
+from toolkit.records import FAILED_STATUSES, Instance, instance_key
+
+#: a batch should keep a worker busy about this long once task durations are known
+TARGET_BATCH_SECONDS = 0.05
+MAX_BATCH = 20_000
+POLL_SECONDS = 0.05
+
+
+@attrs.define(eq=False)
+class TaskState:
+    pos: int
+    rt: TaskRuntime
+    total: int  # instances to settle in this run
+    pending: deque = attrs.field(factory=deque)  # (range | tuple of indices, attempt)
+    settled: int = 0
+    counts: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(("ok", "failed", "timeout", "crashed", "skipped"), 0))
+    started: bool = False
+    done: bool = False
+    keep_values: bool = False
+    values: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+    per_item: float | None = None
+    dispatched_once: int = 0
+    inputs: list[dict[str, Any]] | None = None
+
+    @property
+    def spec(self) -> Any:
+        return self.rt.spec
+
+    @property
+    def name(self) -> str:
+        return self.rt.spec.name
+
+    def failures(self) -> int:
+        return self.counts["failed"] + self.counts["timeout"] + self.counts["crashed"] + self.counts["skipped"]
+
+
+@attrs.define(eq=False)
+class _Sent:
+    batch: Batch
+    consumed: int = 0
+    sent_at: float = 0.0
+
+
+class Interrupt:
+    """First Ctrl-C or SIGTERM: stop starting; second Ctrl-C: kill now."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def compress(indices: Iterable[int]) -> list[range]:
+    """Runs of consecutive indices as ranges: cheap to hold and to send."""
+    out: list[range] = []
+    start = prev = None
+    for i in indices:
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            out.append(range(start, prev + 1))
+            start = prev = i
+    if start is not None:
+        out.append(range(start, prev + 1))
+    return out
+
+
+class Scheduler:
+    def __init__(
+        self,
+        recipe: Any,
+        tasks: list[TaskRuntime],
+        executor: Any,
+        *,
+        workers: int,
+        write: Callable[[bytes, int], None],
+        plugins: Any = None,
+        reporter: Any = None,
+        todo: dict[str, list[int] | None] | None = None,
+        previous_values: dict[str, dict[int, dict[str, Any]]] | None = None,
+        grace: float = 5.0,
+        isolate_all: bool = False,
+    ) -> None:
+        self.recipe = recipe
+        self.executor = executor
+        self.workers = max(1, workers)
+        self.write = write
+        self.plugins = plugins
+        self.reporter = reporter
+        self.grace = grace
+        self.isolate_all = isolate_all
+        self.keep_going = recipe.run.keep_going
+        self.states: list[TaskState] = []
+        by_name: dict[str, TaskState] = {}
+        needed = {n for rt in tasks for n in rt.spec.needs}
+        for pos, rt in enumerate(tasks):
+            wanted = (todo or {}).get(rt.spec.name)
+            if wanted is None:
+                state = TaskState(pos=pos, rt=rt, total=rt.spec.count())
+                state.pending.append((range(rt.spec.space()), 1))
+            else:
+                state = TaskState(pos=pos, rt=rt, total=len(wanted))
+                state.pending.extend((r, 1) for r in compress(wanted))
+            state.keep_values = rt.spec.name in needed
+            if previous_values and rt.spec.name in previous_values:
+                state.values.update(previous_values[rt.spec.name])
+            self.states.append(state)
+            by_name[rt.spec.name] = state
+        self.by_name = by_name
+        self.sent: dict[int, _Sent] = {}
+        self.delayed: list[tuple[float, int, int, int]] = []  # ready at, task, index, attempt
+        self.next_id = 0
+        self.stopping = False
+        self.worker_error: str | None = None
+        self.hook_start = plugins is not None and plugins.has_impls("toolkit_task_start")
+        self.hook_finish = plugins is not None and plugins.has_impls("toolkit_task_finish")
+
+    # -- readiness ---------------------------------------------------------------
+    def _needs_state(self, state: TaskState) -> str:
+        """'ready', 'wait' or 'skip' for a task that has not started."""
+        for need in state.spec.needs:
+            up = self.by_name[need]
+            if not up.done:
+                return "wait"
+            if up.failures():
+                return "skip"
+        return "ready"
+
+    def _inputs(self, state: TaskState) -> list[dict[str, Any]] | None:
+        if not state.rt.takes_inputs:
+            return None
+        inputs: list[dict[str, Any]] = []
+        for need in state.spec.needs:
+            values = self.by_name[need].values
+            inputs.extend(values[i] for i in sorted(values))
+        return inputs
+
+    def _refresh(self) -> None:
+        """Start or skip the tasks whose needs have settled; finish settled tasks."""
+        changed = True
+        while changed:
+            changed = False
+            for state in self.states:
+                if state.done:
+                    continue
+                if not state.started:
+                    verdict = self._needs_state(state)
+                    if verdict == "wait":
+                        continue
+                    state.started = True
+                    if verdict == "skip" and not self.stopping:
+                        self._skip_all(state)
+                    elif verdict == "skip":
+                        state.pending.clear()
+                    else:
+                        state.inputs = self._inputs(state)
+                    changed = True
+                if state.settled >= state.total and not state.done:
+                    state.done = True
+                    changed = True
+
+    def _skip_all(self, state: TaskState) -> None:
+        failed = [n for n in state.spec.needs if self.by_name[n].failures()]
+        message = f"not run: it needs {', '.join(repr(n) for n in failed)}, which did not fully succeed"
+        lines, n = [], 0
+        for seq, _attempt in state.pending:
+            for index in seq:
+                rec = self._parent_record(state, index, "skipped", message, attempts=0)
+                if rec is None:
+                    continue
+                lines.append(rec)
+                n += 1
+                if n >= 4096:
+                    self._settle_parent(state, lines, "skipped")
+                    lines, n = [], 0
+        if lines:
+            self._settle_parent(state, lines, "skipped")
+        state.pending.clear()
+
+    # -- records -----------------------------------------------------------------
+    def _instance(self, state: TaskState, index: int) -> Instance | None:
+        spec = state.spec
+        combo = spec.combo(index)
+        if combo is None:
+            return None
+        params = spec.params_for(combo)
+        return Instance(
+            task=spec.name,
+            index=index,
+            id=spec.instance_id(combo),
+            key=instance_key(spec.name, spec.uses, state.rt.version, params),
+            params=params,
+        )
+
+    def _parent_record(
+        self, state: TaskState, index: int, status: str, message: str, *,
+        attempts: int, started: float | None = None, worker: str | None = None,
+    ) -> str | None:
+        inst = self._instance(state, index)
+        if inst is None:
+            return None
+        error_type = {"skipped": "Skipped", "timeout": "Timeout", "crashed": "WorkerDied"}[status]
+        record = make_record(
+            task=inst.task, instance=inst.id, key=inst.key, params=inst.params, status=status,
+            error={"type": error_type, "message": message, "traceback": ""},
+            attempts=attempts, started=started, finished=time.time() if started else None,
+            worker=worker,
+        )
+        return encode_record(record)[0]
+
+    def _settle_parent(self, state: TaskState, lines: list[str], status: str) -> None:
+        blob = ("\n".join(lines) + "\n").encode()
+        self._accept(state, blob, len(lines), [(None, status)] * len(lines), positions=None)
+
+    def _accept(
+        self, state: TaskState, lines: bytes, n: int, bad: Iterable[tuple[Any, str]],
+        positions: list[int] | None,
+    ) -> None:
+        """Write ``n`` records of ``state`` and count them."""
+        if n == 0:
+            return
+        self.write(lines, n)
+        nbad = 0
+        for _index, status in bad:
+            state.counts[status] += 1
+            nbad += 1
+            if status in FAILED_STATUSES and not self.keep_going and not self.stopping:
+                self.stopping = True
+        state.counts["ok"] += n - nbad
+        state.settled += n
+        if state.keep_values or self.hook_finish:
+            self._decode(state, lines, positions)
+        if self.reporter is not None:
+            self.reporter.records(state.name, n, [s for _i, s in bad])
+
+    def _decode(self, state: TaskState, lines: bytes, positions: list[int] | None) -> None:
+        records = [json.loads(line) for line in lines.splitlines() if line]
+        if positions is None:
+            positions = [None] * len(records)  # type: ignore[list-item]
+        for index, rec in zip(positions, records, strict=False):
+            if state.keep_values and rec["status"] == "ok" and index is not None:
+                state.values[index] = {"instance": rec["instance"], "params": rec["params"], "value": rec["value"]}
+            if self.hook_finish:
+                inst = Instance(task=state.name, index=index if index is not None else -1,
+                                id=rec["instance"], key=rec["key"], params=rec["params"])
+                self.plugins.hook.toolkit_task_finish(instance=inst, record=rec)
+
+    def _positions(self, batch: Batch, start: int, stop: int, n: int, state: TaskState) -> list[int] | None:
+        """The indices whose records arrived (excluded matrix entries leave none)."""
+        if not (state.keep_values or self.hook_finish):
+            return None
+        spec = state.spec
+        out = [i for i in batch.indices[start:stop] if spec.combo(i) is not None]
+        return out[:n]
+
+    def _on_records(self, ev: Records) -> None:
+        sent = self.sent.get(ev.batch_id)
+        if sent is None:
+            return
+        state = self.states[sent.batch.task]
+        positions = self._positions(sent.batch, sent.consumed, ev.consumed, ev.n, state)
+        sent.consumed = ev.consumed
+        self._accept(state, ev.lines, ev.n, ev.bad, positions)
+        if ev.final:
+            del self.sent[ev.batch_id]
+            if ev.elapsed and ev.consumed:
+                per = ev.elapsed / ev.consumed
+                state.per_item = per if state.per_item is None else 0.5 * (state.per_item + per)
+
+    def _on_unfinished(self, ev: Unfinished) -> None:
+        sent = self.sent.pop(ev.batch_id, None)
+        if sent is None:
+            return
+        batch = sent.batch
+        state = self.states[batch.task]
+        lost = ev.lost
+        rest = [
+            i for p, i in enumerate(batch.indices)
+            if p >= ev.consumed and (lost is None or p != lost.position)
+        ]
+        if rest and not self.stopping:
+            state.pending.appendleft((tuple(rest), batch.attempt))
+        elif rest:
+            pass  # stopping: they stay not run
+        if lost is not None:
+            self._on_lost(state, batch, lost)
+
+    def _on_lost(self, state: TaskState, batch: Batch, lost: Lost) -> None:
+        index = batch.indices[lost.position]
+        if lost.attempt <= state.spec.retries and not self.stopping:
+            ready = time.monotonic() + backoff(lost.attempt)
+            heapq.heappush(self.delayed, (ready, state.pos, index, lost.attempt + 1))
+            return
+        line = self._parent_record(
+            state, index, lost.status, lost.message, attempts=lost.attempt,
+            started=lost.started, worker=lost.worker,
+        )
+        if line is not None:
+            self._accept(state, (line + "\n").encode(), 1, [(index, lost.status)], [index])
+
+    # -- dispatch ----------------------------------------------------------------
+    def _batch_size(self, state: TaskState) -> int:
+        if state.spec.isolate or self.isolate_all:
+            return 1
+        remaining = state.total - state.settled
+        spread = max(1, remaining // (self.workers * 4))
+        if state.per_item is None:
+            return 1 if state.dispatched_once < self.workers else min(spread, 64)
+        return max(1, min(MAX_BATCH, spread, int(TARGET_BATCH_SECONDS / max(state.per_item, 1e-7))))
+
+    def _take(self, state: TaskState, size: int) -> tuple[Any, int] | None:
+        while state.pending:
+            seq, attempt = state.pending[0]
+            if not len(seq):
+                state.pending.popleft()
+                continue
+            if len(seq) <= size:
+                state.pending.popleft()
+                return seq, attempt
+            state.pending[0] = (seq[size:], attempt)
+            return seq[:size], attempt
+        return None
+
+    def _submit(self, state: TaskState, indices: Any, attempt: int) -> None:
+        batch = Batch(
+            id=self.next_id, task=state.pos, indices=indices, attempt=attempt,
+            inputs=state.inputs, isolate=state.spec.isolate,
+        )
+        self.next_id += 1
+        state.dispatched_once += 1
+        if self.hook_start:
+            for index in indices:
+                inst = self._instance(state, index)
+                if inst is not None:
+                    self.plugins.hook.toolkit_task_start(instance=inst)
+        self.executor.submit(batch)
+        self.sent[batch.id] = _Sent(batch=batch, sent_at=time.monotonic())
+
+    def _dispatch(self) -> None:
+        if self.stopping:
+            return
+        now = time.monotonic()
+        while self.delayed and self.delayed[0][0] <= now and self.executor.capacity() > 0:
+            _, pos, index, attempt = heapq.heappop(self.delayed)
+            self._submit(self.states[pos], (index,), attempt)
+        for state in self.states:
+            if not state.started or state.done or not state.pending:
+                continue
+            while self.executor.capacity() > 0:
+                taken = self._take(state, self._batch_size(state))
+                if taken is None:
+                    break
+                self._submit(state, *taken)
+
+    def _finished(self) -> bool:
+        if self.sent:
+            return False
+        if self.stopping:
+            return True
+        if self.delayed:
+            return False
+        return all(s.done for s in self.states)
+
+    # -- the loop ----------------------------------------------------------------
+    def run(self) -> str:
+        """Run to the end; return ``succeeded``, ``failed`` or ``interrupted``."""
+        interrupted = False
+        deadline = None
+        with Interrupt() as intr:
+            self.executor.start()
+            try:
+                while True:
+                    if intr.count and not interrupted:
+                        interrupted = True
+                        self.stopping = True
+                        deadline = time.monotonic() + self.grace
+                        if self.reporter is not None:
+                            self.reporter.message(
+                                f"interrupted: waiting up to {self.grace:g}s for running instances"
+                                " (Ctrl-C again to kill them now)"
+                            )
+                    if interrupted and (intr.count > 1 or time.monotonic() > deadline):
+                        self.executor.shutdown(kill=True)
+                        break
+                    self._refresh()
+                    self._dispatch()
+                    if self._finished():
+                        break
+                    for ev in self.executor.poll(POLL_SECONDS):
+                        if isinstance(ev, Records):
+                            self._on_records(ev)
+                        elif isinstance(ev, Unfinished):
+                            self._on_unfinished(ev)
+                        elif isinstance(ev, WorkerError):
+                            self.worker_error = self.worker_error or ev.message
+                            self.stopping = True
+                    if self.reporter is not None:
+                        self.reporter.tick()
+                self._refresh()
+            finally:
+                self.executor.shutdown(kill=interrupted)
+        if self.worker_error:
+            raise RunError(f"workers could not run the tasks: {self.worker_error}")
+        if interrupted:
+            return "interrupted"
+        complete = all(s.done for s in self.states)
+        failures = sum(s.failures() for s in self.states)
+        return "succeeded" if complete and not failures else "failed"
+
+    def counts(self) -> dict[str, int]:
+        total = {k: 0 for k in ("ok", "failed", "timeout", "crashed", "skipped")}
+        for s in self.states:
+            for k, v in s.counts.items():
+                total[k] += v
+        return total
+
+    def not_run(self) -> int:
+        return sum(max(0, s.total - s.settled) for s in self.states)

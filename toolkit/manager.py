@@ -1,0 +1,314 @@
+"""Building the plugin manager for one command: discovery, blocking, provenance.
+
+There is no global plugin manager. :func:`make_plugin_manager` builds one per
+command from a :class:`LoadSpec`, a small frozen description that can also be sent
+to a worker, which then imports the same plugin modules by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+import attrs
+import pluggy
+
+from toolkit import hookspecs
+from toolkit.errors import PluginLoadError, ToolkitError
+from toolkit.registry import Registries
+
+ENTRY_POINT_GROUP = "toolkit.plugins"
+ENV_PLUGINS = "TOOLKIT_PLUGINS"
+ENV_NO_AUTOLOAD = "TOOLKIT_DISABLE_PLUGIN_AUTOLOAD"
+
+#: built-in plugin modules, registered first under their short names
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("tasks", "toolkit.builtin.tasks"),
+    ("executors", "toolkit.builtin.executors"),
+    ("sinks", "toolkit.builtin.sinks"),
+    ("run", "toolkit.builtin.commands.run"),
+    ("plan", "toolkit.builtin.commands.plan"),
+    ("validate", "toolkit.builtin.commands.validate"),
+    ("tasks-cmd", "toolkit.builtin.commands.tasks"),
+    ("plugins-cmd", "toolkit.builtin.commands.plugins"),
+    ("init", "toolkit.builtin.commands.init"),
+    ("runs", "toolkit.builtin.commands.runs"),
+    ("schema", "toolkit.builtin.commands.schema"),
+    ("schedule", "toolkit.builtin.commands.schedule"),
+)
+
+
+def _split_env(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+@attrs.frozen(kw_only=True)
+class LoadSpec:
+    """Which plugins to load, in order. Picklable: workers rebuild from it.
+
+    ``options`` come from ``-p``, ``env`` from ``TOOLKIT_PLUGINS`` and ``recipe``
+    from ``recipe.plugins`` (module names or absolute ``.py`` paths).
+    """
+
+    autoload: bool = True
+    options: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    env: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    recipe: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    blocked: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @classmethod
+    def from_environment(cls, options: Iterable[str] = (), environ: dict[str, str] | None = None) -> LoadSpec:
+        """Split ``-p`` values into loads and ``no:`` blocks; read the environment."""
+        environ = os.environ if environ is None else environ
+        loads, blocked = [], []
+        for value in options:
+            if value.startswith("no:"):
+                blocked.append(value[3:])
+            else:
+                loads.append(value)
+        return cls(
+            autoload=environ.get(ENV_NO_AUTOLOAD, "") in ("", "0"),
+            options=loads,
+            env=_split_env(environ.get(ENV_PLUGINS)),
+            blocked=blocked,
+        )
+
+    def with_recipe(self, plugins: Iterable[str]) -> LoadSpec:
+        return attrs.evolve(self, recipe=tuple(plugins))
+
+    def file_plugins(self) -> tuple[str, ...]:
+        """The ``.py`` files among the loads: workers import them before any task."""
+        return tuple(p for p in (*self.options, *self.env, *self.recipe) if is_file_plugin(p))
+
+
+@attrs.define
+class PluginInfo:
+    """What ``toolkit plugins`` shows about one plugin."""
+
+    name: str
+    source: str  # builtin | entry point | -p | TOOLKIT_PLUGINS | recipe
+    version: str | None = None
+    module: str | None = None
+    hooks: list[str] = attrs.field(factory=list)
+    error: str | None = None
+
+
+def is_file_plugin(spec: str) -> bool:
+    return spec.endswith(".py")
+
+
+def plugin_name(spec: str) -> str:
+    """The name a plugin is registered (and blocked) under."""
+    return Path(spec).stem if is_file_plugin(spec) else spec
+
+
+def import_file_plugin(path: str) -> object:
+    """Import a plugin file as a top-level module named after its stem.
+
+    Its folder is put on ``sys.path`` so that the file can import its neighbours, and
+    so that workers (under any start method) import it under the same name.
+    """
+    file = Path(path).resolve()
+    name = file.stem
+    existing = sys.modules.get(name)
+    if existing is not None:
+        if Path(getattr(existing, "__file__", "") or "").resolve() == file:
+            return existing
+        raise PluginLoadError(name, f"a module named {name!r} is already imported from {existing.__file__}")
+    if not file.is_file():
+        raise PluginLoadError(name, f"no such file: {file}")
+    folder = str(file.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def import_plugin(spec: str) -> object:
+    return import_file_plugin(spec) if is_file_plugin(spec) else importlib.import_module(spec)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Plugins:
+    """A plugin manager for one command, with the provenance of every plugin."""
+
+    def __init__(self, load: LoadSpec, *, warn: bool = True) -> None:
+        self.load = load
+        self.pm = pluggy.PluginManager("toolkit")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: list[PluginInfo] = []
+        self._warn = warn
+        self._registries: Registries | None = None
+        for name in load.blocked:
+            self.pm.set_blocked(name)
+
+    # -- loading -----------------------------------------------------------
+    def warn(self, message: str) -> None:
+        if self._warn:
+            print(f"toolkit: warning: {message}", file=sys.stderr)
+
+    def _fail(self, info: PluginInfo, exc: BaseException) -> None:
+        info.error = exc.reason if isinstance(exc, PluginLoadError) else _describe(exc)
+        self.infos.append(info)
+        self.warn(f"plugin {info.name!r} ({info.source}) skipped: {info.error}")
+        if os.environ.get("TOOLKIT_DEBUG"):
+            traceback.print_exception(exc)
+
+    def register(self, plugin: object, info: PluginInfo) -> None:
+        """Register one plugin object; a bad one is recorded as failed, not raised."""
+        if self.pm.is_blocked(info.name):
+            return
+        if self.pm.has_plugin(info.name) or self.pm.is_registered(plugin):
+            return  # the same plugin found twice (a symlinked site-packages): keep the first
+        try:
+            self.pm.register(plugin, info.name)
+            unknown = [
+                hook.name
+                for hook in self.pm.get_hookcallers(plugin) or []
+                if hook.spec is None and hook.name.startswith("toolkit_")
+            ]
+            if unknown:
+                self.pm.unregister(plugin)
+                raise PluginLoadError(info.name, f"unknown hook {unknown[0]}")
+        except (pluggy.PluginValidationError, PluginLoadError, ValueError) as exc:
+            self._fail(info, exc)
+            return
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+        info.module = getattr(plugin, "__name__", None)
+        self.infos.append(info)
+
+    def load_spec(self, spec: str, source: str) -> None:
+        name = plugin_name(spec)
+        info = PluginInfo(name=name, source=source)
+        if self.pm.is_blocked(name):
+            return
+        try:
+            module = import_plugin(spec)
+        except PluginLoadError as exc:
+            self._fail(info, exc)
+            return
+        except Exception as exc:  # an import error of any kind: report, skip, go on
+            self._fail(info, exc)
+            return
+        info.version = getattr(module, "__version__", None)
+        self.register(module, info)
+
+    def load_builtins(self) -> None:
+        for name, module in BUILTIN_PLUGINS:
+            try:
+                plugin = importlib.import_module(module)
+            except Exception as exc:  # a bug, but keep the command alive
+                self._fail(PluginInfo(name=name, source="builtin"), exc)
+                continue
+            from toolkit import __version__
+
+            self.register(plugin, PluginInfo(name=name, source="builtin", version=__version__))
+
+    def load_entry_points(self) -> None:
+        seen: set[str] = set()
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in seen or self.pm.is_blocked(ep.name):
+                continue
+            seen.add(ep.name)
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name=ep.name, source="entry point", version=dist.version if dist else None
+            )
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._fail(info, exc)
+                continue
+            self.register(plugin, info)
+
+    def load_all(self) -> Plugins:
+        self.load_builtins()
+        if self.load.autoload:
+            self.load_entry_points()
+        for spec in self.load.options:
+            self.load_spec(spec, "-p")
+        for spec in self.load.env:
+            self.load_spec(spec, ENV_PLUGINS)
+        self.load_recipe_plugins(self.load.recipe)
+        return self
+
+    def load_recipe_plugins(self, specs: Iterable[str]) -> None:
+        specs = tuple(specs)
+        for spec in specs:
+            self.load_spec(spec, "recipe")
+        if specs and self.load.recipe != specs:
+            self.load = self.load.with_recipe(specs)
+        self._registries = None
+
+    # -- registries --------------------------------------------------------
+    @property
+    def registries(self) -> Registries:
+        """Tasks, executors and sinks, collected once; a hook that raises is skipped."""
+        if self._registries is None:
+            regs = Registries()
+            for hook, registry in (
+                (self.pm.hook.toolkit_register_tasks, regs.tasks),
+                (self.pm.hook.toolkit_register_executors, regs.executors),
+                (self.pm.hook.toolkit_register_sinks, regs.sinks),
+            ):
+                for impl in hook.get_hookimpls():
+                    before = dict(registry._entries)
+                    registry.current_plugin = impl.plugin_name
+                    try:
+                        impl.function(registry=registry)
+                    except Exception as exc:
+                        registry._entries = before
+                        info = self.info(impl.plugin_name)
+                        if info is not None:
+                            info.error = _describe(exc)
+                        self.warn(f"plugin {impl.plugin_name!r} failed in {hook.name}: {_describe(exc)}")
+                registry.current_plugin = None
+            self._registries = regs
+        return self._registries
+
+    def info(self, name: str) -> PluginInfo | None:
+        for info in self.infos:
+            if info.name == name:
+                return info
+        return None
+
+    def failed(self) -> list[PluginInfo]:
+        return [i for i in self.infos if i.error]
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        return self.pm.hook
+
+    def has_impls(self, hook_name: str) -> bool:
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+
+    def versions(self) -> dict[str, str]:
+        return {i.name: i.version or "" for i in self.infos if not i.error and i.source != "builtin"}
+
+
+def make_plugin_manager(load: LoadSpec | None = None, *, warn: bool = True) -> Plugins:
+    """Build a loaded plugin manager. Never called at import time."""
+    return Plugins(load or LoadSpec(), warn=warn).load_all()
+
+
+def require_loaded(plugins: Plugins, name: str) -> None:  # pragma: no cover - helper for messages
+    info = plugins.info(name)
+    if info is not None and info.error:
+        raise ToolkitError(f"plugin {name!r} failed to load: {info.error}")

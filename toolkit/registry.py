@@ -1,0 +1,218 @@
+"""Registries of what a recipe can name: tasks, executors and result sinks.
+
+Plugins fill them through the ``toolkit_register_*`` hooks. A registry remembers
+which plugin added each entry, so that ``toolkit tasks`` and error messages can say
+where a name comes from.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from toolkit.errors import TaskRegistrationError
+
+#: parameters a task may declare that the toolkit fills in, not the recipe
+RESERVED_PARAMS = frozenset({"ctx", "inputs"})
+
+
+def _first_doc_line(obj: object) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def unsendable_reason(func: Callable[..., Any]) -> str | None:
+    """Why ``func`` cannot be sent to a worker by reference, or None if it can.
+
+    Workers import tasks by module and qualified name (pickle's rule), so a task must
+    be a module-level function that its module exposes under its own name.
+    """
+    if not callable(func):
+        return f"{func!r} is not callable"
+    name = getattr(func, "__name__", None)
+    qualname = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    if name == "<lambda>":
+        return "a lambda cannot be sent to a worker; define a module-level function"
+    if not qualname or not module:
+        return f"{func!r} has no importable module and name"
+    if "<locals>" in qualname:
+        return f"{qualname} is defined inside a function (a closure); define it at module level"
+    target: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if target is not func:
+        return f"{module}.{qualname} is not importable under that name"
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class TaskInfo:
+    """A registered task: a plain function plus what the toolkit knows about it."""
+
+    name: str
+    func: Callable[..., Any] = attrs.field(eq=False)
+    plugin: str | None = None
+    version: str | None = None
+
+    @property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.func)
+
+    @property
+    def doc(self) -> str:
+        return _first_doc_line(self.func)
+
+    @property
+    def takes_ctx(self) -> bool:
+        return "ctx" in self.signature.parameters
+
+    @property
+    def takes_inputs(self) -> bool:
+        return "inputs" in self.signature.parameters
+
+    def check_params(self, params: Mapping[str, object]) -> list[str]:
+        """Problems binding ``params`` (plus the reserved ones) to the signature."""
+        sig = self.signature
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        problems = []
+        for key in params:
+            if key in RESERVED_PARAMS:
+                problems.append(f"param {key!r} is reserved: the toolkit passes it")
+            elif key not in sig.parameters and not accepts_any:
+                expected = [p for p in sig.parameters if p not in RESERVED_PARAMS]
+                problems.append(
+                    f"task {self.name!r} does not accept param {key!r}"
+                    f" (it takes: {', '.join(expected) or 'no params'})"
+                )
+        for pname, p in sig.parameters.items():
+            if pname in RESERVED_PARAMS or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            if p.default is p.empty and pname not in params:
+                problems.append(f"task {self.name!r} needs param {pname!r}")
+        return problems
+
+
+class _Registry:
+    kind = "entry"
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Any] = {}
+        #: the plugin whose hook is being called; set by the plugin manager
+        self.current_plugin: str | None = None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Any:
+        return self._entries[name]
+
+    def _put(self, name: str, entry: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise TaskRegistrationError(f"{self.kind} names must be non-empty strings, got {name!r}")
+        # a later plugin may replace an earlier one (built-ins are registered first)
+        self._entries[name] = entry
+
+
+class TaskRegistry(_Registry):
+    """Tasks by name. ``registry.add(func, name="pi.estimate")``."""
+
+    kind = "task"
+
+    def add(
+        self, func: Callable[..., Any], *, name: str | None = None, version: str | None = None
+    ) -> Callable[..., Any]:
+        reason = unsendable_reason(func)
+        if reason is not None:
+            shown = name or getattr(func, "__qualname__", repr(func))
+            raise TaskRegistrationError(f"task {shown!r} refused: {reason}")
+        name = name or func.__name__
+        self._put(name, TaskInfo(name=name, func=func, plugin=self.current_plugin, version=version))
+        return func
+
+    def get(self, name: str) -> TaskInfo:
+        return self._entries[name]
+
+
+@attrs.frozen(kw_only=True)
+class ExecutorInfo:
+    """An executor: ``factory(context) -> Executor``; ``check_options(table) -> [problems]``."""
+
+    name: str
+    factory: Callable[..., Any] = attrs.field(eq=False)
+    check_options: Callable[[Mapping[str, Any]], list[str]] | None = attrs.field(
+        default=None, eq=False
+    )
+    doc: str = ""
+    plugin: str | None = None
+
+
+class ExecutorRegistry(_Registry):
+    kind = "executor"
+
+    def add(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        check_options: Callable[[Mapping[str, Any]], list[str]] | None = None,
+        doc: str = "",
+    ) -> None:
+        self._put(
+            name,
+            ExecutorInfo(
+                name=name,
+                factory=factory,
+                check_options=check_options,
+                doc=doc or _first_doc_line(factory),
+                plugin=self.current_plugin,
+            ),
+        )
+
+    def get(self, name: str) -> ExecutorInfo:
+        return self._entries[name]
+
+
+@attrs.frozen(kw_only=True)
+class SinkInfo:
+    """A result sink: ``factory(run_dir, recipe) -> Sink``."""
+
+    name: str
+    factory: Callable[..., Any] = attrs.field(eq=False)
+    doc: str = ""
+    plugin: str | None = None
+
+
+class SinkRegistry(_Registry):
+    kind = "sink"
+
+    def add(self, name: str, factory: Callable[..., Any], *, doc: str = "") -> None:
+        self._put(
+            name,
+            SinkInfo(name=name, factory=factory, doc=doc or _first_doc_line(factory), plugin=self.current_plugin),
+        )
+
+    def get(self, name: str) -> SinkInfo:
+        return self._entries[name]
+
+
+@attrs.define
+class Registries:
+    """Everything plugins registered for one run."""
+
+    tasks: TaskRegistry = attrs.field(factory=TaskRegistry)
+    executors: ExecutorRegistry = attrs.field(factory=ExecutorRegistry)
+    sinks: SinkRegistry = attrs.field(factory=SinkRegistry)

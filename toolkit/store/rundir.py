@@ -1,0 +1,268 @@
+"""The run directory: ``<output.dir>/<recipe>/<run-id>/`` with its manifest, results
+and logs, a ``latest`` pointer beside it, and reading it back for resume and history.
+
+Crash safety rests on two rules. Files that are rewritten (the manifest) are replaced
+atomically (:func:`atomic_write`): a reader sees the old or the new file, never half of
+one. Files that grow (``results.jsonl``, ``results.csv``) are only appended to, a whole
+batch of lines at a time, so that a killed writer leaves at most one torn last line,
+which readers skip and :func:`cut_torn_tail` removes before anything is appended again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import tomli_w
+
+from toolkit.errors import RunError
+
+MANIFEST = "manifest.toml"
+RESULTS = "results.jsonl"
+LATEST = "latest"
+LOGS = "logs"
+
+
+def new_run_id(now: float | None = None) -> str:
+    """``20261125-203000-1a2b``: UTC start time (sorts in time order) and 4 random hex digits."""
+    now = time.time() if now is None else now
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(2)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` so that a reader sees the old or the new file, never a torn one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def cut_torn_tail(path: Path, terminator: bytes = b"\n") -> int:
+    """Cut what follows the last ``terminator`` of ``path`` (a line a killed writer left
+    half written), so that appending stays valid. Returns the number of bytes cut."""
+    try:
+        f = open(path, "rb+")
+    except FileNotFoundError:
+        return 0
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        f.seek(max(0, size - len(terminator)))
+        if f.read() == terminator:
+            return 0
+        pos, chunk = size, 65536
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            # overlap the chunks by the terminator's length so that one split across
+            # two chunks is still found
+            data = f.read(min(size, pos + len(terminator) - 1) - start)
+            found = data.rfind(terminator)
+            if found >= 0:
+                keep = start + found + len(terminator)
+                f.truncate(keep)
+                return size - keep
+            pos = start
+        f.truncate(0)
+        return size
+
+
+def toml_safe(value: Any) -> Any:
+    """TOML has no null: drop None values, recursively."""
+    if isinstance(value, dict):
+        return {str(k): toml_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [toml_safe(v) for v in value if v is not None]
+    return value
+
+
+@attrs.define
+class RunInfo:
+    """What ``toolkit_run_start`` and ``toolkit_run_finish`` see of a run."""
+
+    run_id: str
+    run_dir: Path
+    recipe: Any
+    executor: str = ""
+    reason: str = ""
+    #: True when this is ``--resume`` or ``--retry-failed`` of an earlier run
+    resumed: bool = False
+
+
+@attrs.define
+class Summary:
+    """How a run ended: ``status`` and ``counts`` as in the manifest (``total``, one
+    count per record status, ``not_run``), and the duration of this session."""
+
+    status: str
+    counts: dict[str, int]
+    duration_s: float = 0.0
+
+
+@attrs.define
+class RunDir:
+    """One run directory. Creating one makes ``logs/`` and points ``latest`` at it."""
+
+    path: Path
+
+    def __attrs_post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def recipe_name(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def logs(self) -> Path:
+        return self.path / LOGS
+
+    def log_path(self, instance: str) -> Path:
+        """Where the worker writes the log of ``instance``."""
+        from toolkit.execution.worker import safe_name
+
+        return self.logs / f"{safe_name(instance)}.log"
+
+    @classmethod
+    def create(cls, output: Path, recipe_name: str, run_id: str | None = None) -> RunDir:
+        base = Path(output) / recipe_name
+        base.mkdir(parents=True, exist_ok=True)
+        while True:
+            rid = run_id or new_run_id()
+            path = base / rid
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                if run_id:
+                    raise RunError(f"run directory {path} already exists") from None
+        (path / LOGS).mkdir()
+        run = cls(path)
+        run.point_latest()
+        return run
+
+    def point_latest(self) -> None:
+        """``latest`` -> this run (a relative symlink; a text file where symlinks fail)."""
+        link = self.path.parent / LATEST
+        tmp = self.path.parent / f".{LATEST}.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            tmp.symlink_to(self.run_id, target_is_directory=True)
+        except OSError:
+            tmp.write_text(self.run_id + "\n")
+        os.replace(tmp, link)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write(self.manifest_path, tomli_w.dumps(toml_safe(manifest)).encode())
+
+    def read_manifest(self) -> dict[str, Any]:
+        try:
+            with open(self.manifest_path, "rb") as f:
+                return tomllib.load(f)
+        except FileNotFoundError:
+            raise RunError(f"{self.path} is not a run directory (no {MANIFEST})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RunError(f"{self.manifest_path} is damaged: {exc}") from None
+
+    def repair_tail(self) -> int:
+        """Cut a torn last line of ``results.jsonl``; the number of bytes cut."""
+        return cut_torn_tail(self.results_path)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of ``results.jsonl``; a torn or garbled line is passed over."""
+        return read_records(self.results_path)
+
+    def latest_records(self) -> dict[str, dict[str, Any]]:
+        """The last record of every instance (by content key), in order of first arrival."""
+        latest: dict[str, dict[str, Any]] = {}
+        for rec in self.records():
+            key = rec.get("key")
+            if key:
+                latest[key] = rec
+        return latest
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSONL file; blank, torn or garbled lines are passed over."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                yield rec
+
+
+def _read_pointer(base: Path) -> Path | None:
+    latest = base / LATEST
+    if latest.is_symlink() or latest.is_dir():
+        return latest.resolve()
+    if latest.is_file():
+        return base / latest.read_text().strip()
+    return None
+
+
+def runs_of(base: Path) -> list[Path]:
+    """The run directories in ``<output>/<recipe>``, oldest first (run ids sort by time)."""
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.name != LATEST and (p / MANIFEST).is_file())
+
+
+def find_run(output: Path, recipe_name: str, run: str | None = None) -> RunDir:
+    """The named run of a recipe (an id, or a path to a run directory) or its latest."""
+    output = Path(output)
+    base = output / recipe_name
+    if run:
+        candidate = Path(run)
+        if (candidate / MANIFEST).is_file():
+            return RunDir(candidate)
+        path = base / run
+        if not (path / MANIFEST).is_file():
+            known = [p.name for p in runs_of(base)][-5:]
+            hint = f" (latest runs: {', '.join(known)})" if known else ""
+            raise RunError(f"no run {run!r} of recipe {recipe_name!r} in {base}{hint}")
+        return RunDir(path)
+    target = _read_pointer(base)
+    if target is None or not (target / MANIFEST).is_file():
+        runs = runs_of(base)  # no pointer, or it points at a run that was deleted
+        if not runs:
+            raise RunError(f"no earlier run of recipe {recipe_name!r} in {base}")
+        target = runs[-1]
+    return RunDir(target)

@@ -1,0 +1,198 @@
+"""The sink interface and the collector that feeds every sink as records arrive.
+
+Writing a sink
+--------------
+A sink plugin registers a factory through ``toolkit_register_sinks``::
+
+    @toolkit.hookimpl
+    def toolkit_register_sinks(registry):
+        registry.add("parquet", ParquetSink)
+
+and a recipe asks for it with ``[output] formats = ["jsonl", "parquet"]``. The life of a
+sink, all in the main process:
+
+``factory(run_dir, recipe)`` (open)
+    Called once per run session, before any record, with the run directory (it exists)
+    and the validated recipe. On ``--resume`` / ``--retry-failed`` it is called again on
+    the same directory: a sink must *add* to what an earlier session left (append, or
+    write another part), never start over.
+``write(batch)`` (write a batch)
+    Called for every :class:`RecordBatch` in order of arrival; ``batch.records`` are the
+    decoded dicts, ``batch.jsonl`` the encoded lines. The run waits while a sink
+    writes: this is the back-pressure that keeps the result queue bounded, so a slow sink
+    slows the workers instead of filling memory. Write through (or buffer a bounded
+    amount); a killed run (SIGKILL) never calls ``close``.
+``close(status)`` (close)
+    Called once at the end with the run's status (succeeded, failed, interrupted), also
+    after a Ctrl-C or an error in the run. Finish files here.
+
+Finishing a file atomically: a format that cannot be appended to (Parquet, a JSON
+array, a zip) writes what arrives to part files of its own in the run directory as it
+goes, so that a killed run still leaves its records behind, and builds the final file
+in ``close`` inside :func:`atomic_output`, which renames it into place only when it is
+complete: a reader sees the previous file or the new one, never half of one. A sketch::
+
+    class ParquetSink:
+        def __init__(self, run_dir, recipe):
+            self.parts = run_dir / "parquet-parts"      # kept across resumes
+            self.parts.mkdir(exist_ok=True)
+            self.final = run_dir / "results.parquet"
+
+        def write(self, batch):
+            table = pyarrow.Table.from_pylist(batch.records)
+            n = len(list(self.parts.iterdir()))
+            with atomic_output(self.parts / f"{n:06d}.parquet") as tmp:
+                pyarrow.parquet.write_table(table, tmp)
+
+        def close(self, status):
+            with atomic_output(self.final) as tmp:
+                pyarrow.parquet.write_table(
+                    pyarrow.parquet.read_table(self.parts), tmp)
+
+A sink that raises is reported and dropped for the rest of the run; the run goes on,
+because ``results.jsonl`` (which ``--resume`` reads) is written by the ``jsonl`` sink,
+which is always there and whose errors do stop the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class RecordBatch:
+    """Records as they arrived: ``jsonl`` (the encoded lines, newline-terminated), ``n``
+    (how many) and, decoded once and only when a sink asks, ``records``."""
+
+    __slots__ = ("__dict__", "jsonl", "n")
+
+    def __init__(self, jsonl: bytes, n: int) -> None:
+        self.jsonl = jsonl
+        self.n = n
+
+    @functools.cached_property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.jsonl.splitlines() if line.strip()]
+
+
+class Sink(Protocol):
+    """A result sink (see the module's docstring): made by ``factory(run_dir, recipe)``."""
+
+    def write(self, batch: RecordBatch) -> None: ...
+
+    def close(self, status: str) -> None: ...
+
+
+SinkFactory = Callable[[Path, Any], Sink]
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success, rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        if tmp.exists():
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+#: records whose log the collector completes: the worker that ran them could not
+_PARENT_MADE = (b'"status": "timeout"', b'"status": "crashed"')
+
+
+class Collector:
+    """Hands each batch of records to every sink, in order of arrival.
+
+    The first sink is the primary one (``jsonl``): its errors stop the run. Any other
+    sink that raises is closed, reported through ``warn`` and left out from then on.
+    The collector also appends to ``logs/<instance>.log`` why an instance timed out or
+    crashed, which its worker (killed) could not write.
+    """
+
+    def __init__(
+        self,
+        sinks: list[Sink],
+        *,
+        names: list[str] | None = None,
+        logs: Path | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.names = list(names) if names is not None else [type(s).__name__ for s in sinks]
+        self.logs = Path(logs) if logs is not None else None
+        self.warn = warn or _warn
+        self.records = 0
+        self.dropped: list[str] = []
+
+    def write(self, lines: bytes, n: int) -> None:
+        batch = RecordBatch(lines, n)
+        self.sinks[0].write(batch)
+        for i in range(len(self.sinks) - 1, 0, -1):
+            try:
+                self.sinks[i].write(batch)
+            except Exception as exc:
+                self._drop(i, exc)
+        self.records += n
+        if self.logs is not None and any(tag in lines for tag in _PARENT_MADE):
+            self._note_failures(batch)
+
+    def _drop(self, i: int, exc: Exception) -> None:
+        sink, name = self.sinks.pop(i), self.names.pop(i)
+        self.dropped.append(name)
+        self.warn(f"sink {name!r} failed and is left out for the rest of the run: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            sink.close("failed")
+
+    def _note_failures(self, batch: RecordBatch) -> None:
+        from toolkit.execution.worker import safe_name
+
+        for rec in batch.records:
+            if rec.get("status") not in ("timeout", "crashed"):
+                continue
+            error = rec.get("error") or {}
+            note = (
+                f"--- {rec.get('instance')} attempt {rec.get('attempts')}: {rec['status']}"
+                f" (worker {rec.get('worker')}) ---\n{error.get('message', '')}\n"
+            )
+            with contextlib.suppress(OSError):
+                self.logs.mkdir(parents=True, exist_ok=True)
+                with open(self.logs / f"{safe_name(str(rec.get('instance')))}.log", "a", encoding="utf-8") as f:
+                    f.write(note)
+
+    def close(self, status: str) -> None:
+        """Close every sink, the primary last; raise the first error after closing all."""
+        first: BaseException | None = None
+        for i in range(len(self.sinks) - 1, -1, -1):
+            try:
+                self.sinks[i].close(status)
+            except Exception as exc:
+                if i == 0:
+                    first = first or exc
+                else:
+                    self.warn(f"sink {self.names[i]!r} failed to finish: {type(exc).__name__}: {exc}")
+        self.sinks.clear()
+        if first is not None:
+            raise first
+
+
+def _warn(message: str) -> None:
+    print(f"toolkit: warning: {message}", file=sys.stderr)
+
+
+def results_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "results.jsonl"
