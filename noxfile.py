@@ -45,7 +45,11 @@ def tests(session: nox.Session) -> None:
     """The core's tests, under coverage, against the installed package."""
     session.install(".", *TEST_DEPS)
     session.run(
-        "coverage", "run", "-m", "pytest", *session.posargs,
+        "coverage",
+        "run",
+        "-m",
+        "pytest",
+        *session.posargs,
         env={"COVERAGE_FILE": str(Path(f".coverage.{session.python}").resolve())},
     )
 

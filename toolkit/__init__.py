@@ -13,8 +13,8 @@ from toolkit.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = [
-    "ToolkitError",
     "TaskContext",
+    "ToolkitError",
     "__version__",
     "hookimpl",
     "plan",

@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import toolkit
 
 # -- tasks the suite runs (importable by name in any worker) --------------------
@@ -108,8 +106,18 @@ def sleep_for(seconds: float, x: int = 0) -> int:
 
 @toolkit.hookimpl
 def toolkit_register_tasks(registry):
-    for func in (square, add_inputs, die_on, hang_on, fail_on, flaky, flaky_crash,
-                 unserialisable, raise_unpicklable, sleep_for):
+    for func in (
+        square,
+        add_inputs,
+        die_on,
+        hang_on,
+        fail_on,
+        flaky,
+        flaky_crash,
+        unserialisable,
+        raise_unpicklable,
+        sleep_for,
+    ):
         registry.add(func, name=f"conformance.{func.__name__}")
 
 
@@ -154,9 +162,12 @@ class ExecutorConformance:
         return run_recipe(text, *args, via=self.via)
 
     def test_results_are_correct(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "sq"\nuses = "conformance.square"\nmatrix = { x = { range = [0, 40] } }\n'
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "sq"\nuses = "conformance.square"\nmatrix = { x = { range = [0, 40] } }\n'
+            ),
+        )
         assert res.exit_code == 0, res.stderr
         values = {r["params"]["x"]: r["value"] for r in res.records}
         assert values == {x: x * x for x in range(40)}
@@ -164,11 +175,14 @@ class ExecutorConformance:
         assert res.manifest["status"] == "succeeded"
 
     def test_killed_worker_fails_only_its_instance(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "d"\nuses = "conformance.die_on"\nparams = { bad = 3 }\n'
-            "matrix = { x = { range = [0, 12] } }\n",
-            run="keep_going = true",
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "d"\nuses = "conformance.die_on"\nparams = { bad = 3 }\n'
+                "matrix = { x = { range = [0, 12] } }\n",
+                run="keep_going = true",
+            ),
+        )
         assert res.exit_code == 1
         by = {r["params"]["x"]: r for r in res.records}
         assert sorted(by) == list(range(12))
@@ -178,11 +192,14 @@ class ExecutorConformance:
 
     def test_hanging_instance_times_out(self, run_recipe):
         t0 = time.monotonic()
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "h"\nuses = "conformance.hang_on"\nparams = { bad = 1 }\n'
-            'timeout = "1s"\nmatrix = { x = [0, 1, 2, 3] }\n',
-            run="keep_going = true",
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "h"\nuses = "conformance.hang_on"\nparams = { bad = 1 }\n'
+                'timeout = "1s"\nmatrix = { x = [0, 1, 2, 3] }\n',
+                run="keep_going = true",
+            ),
+        )
         took = time.monotonic() - t0
         by = {r["params"]["x"]: r for r in res.records}
         assert by[1]["status"] == "timeout", by[1]
@@ -191,26 +208,35 @@ class ExecutorConformance:
         assert took < 60  # a hang guard, not a timing
 
     def test_flaky_instances_succeed_on_retry(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "f"\nuses = "conformance.flaky"\nparams = { fails = 1 }\nretries = 2\n'
-            "matrix = { x = [1, 2, 3] }\n"
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "f"\nuses = "conformance.flaky"\nparams = { fails = 1 }\nretries = 2\n'
+                "matrix = { x = [1, 2, 3] }\n"
+            ),
+        )
         assert res.exit_code == 0, res.stdout + res.stderr
         assert [r["attempts"] for r in res.records] == [2, 2, 2]
         assert all(r["value"]["attempt"] == 2 for r in res.records)
 
     def test_crash_is_retried(self, run_recipe, tmp_path):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "c"\nuses = "conformance.flaky_crash"\n'
-            f'params = {{ marker_dir = "{tmp_path}" }}\nretries = 1\nmatrix = {{ x = [1, 2] }}\n'
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "c"\nuses = "conformance.flaky_crash"\n'
+                f'params = {{ marker_dir = "{tmp_path}" }}\nretries = 1\nmatrix = {{ x = [1, 2] }}\n'
+            ),
+        )
         assert res.exit_code == 0, res.stdout + res.stderr
         assert sorted(r["attempts"] for r in res.records) == [2, 2]
 
     def test_retries_exhausted_is_failed_with_attempts(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "f"\nuses = "conformance.flaky"\nparams = { fails = 5, x = 1 }\nretries = 1\n'
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "f"\nuses = "conformance.flaky"\nparams = { fails = 5, x = 1 }\nretries = 1\n'
+            ),
+        )
         assert res.exit_code == 1
         (rec,) = res.records
         assert rec["status"] == "failed" and rec["attempts"] == 2
@@ -218,13 +244,16 @@ class ExecutorConformance:
         assert "fails on purpose" in rec["error"]["message"]
 
     def test_fail_fast_starts_nothing_after_a_failure(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "a"\nuses = "conformance.fail_on"\nparams = { bad = 0 }\nmatrix = { x = [0] }\n'
-            '[[task]]\nname = "b"\nuses = "conformance.sleep_for"\nneeds = ["a"]\nparams = { seconds = 0 }\n'
-            '[[task]]\nname = "c"\nuses = "conformance.sleep_for"\nparams = { seconds = 0.3 }\n'
-            "matrix = { x = { range = [0, 30] } }\n",
-            run="keep_going = false\nworkers = 1",
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "a"\nuses = "conformance.fail_on"\nparams = { bad = 0 }\nmatrix = { x = [0] }\n'
+                '[[task]]\nname = "b"\nuses = "conformance.sleep_for"\nneeds = ["a"]\nparams = { seconds = 0 }\n'
+                '[[task]]\nname = "c"\nuses = "conformance.sleep_for"\nparams = { seconds = 0.3 }\n'
+                "matrix = { x = { range = [0, 30] } }\n",
+                run="keep_going = false\nworkers = 1",
+            ),
+        )
         assert res.exit_code == 1
         tasks = [r["task"] for r in res.records]
         assert "b" not in tasks  # its need failed
@@ -232,13 +261,16 @@ class ExecutorConformance:
         assert res.manifest["counts"]["not_run"] > 0
 
     def test_keep_going_runs_everything_else_and_skips_dependents(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "a"\nuses = "conformance.fail_on"\nparams = { bad = 2 }\n'
-            "matrix = { x = [1, 2, 3] }\n"
-            '[[task]]\nname = "b"\nuses = "conformance.add_inputs"\nneeds = ["a"]\n'
-            '[[task]]\nname = "c"\nuses = "conformance.square"\nmatrix = { x = { range = [0, 6] } }\n',
-            run="keep_going = true",
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "a"\nuses = "conformance.fail_on"\nparams = { bad = 2 }\n'
+                "matrix = { x = [1, 2, 3] }\n"
+                '[[task]]\nname = "b"\nuses = "conformance.add_inputs"\nneeds = ["a"]\n'
+                '[[task]]\nname = "c"\nuses = "conformance.square"\nmatrix = { x = { range = [0, 6] } }\n',
+                run="keep_going = true",
+            ),
+        )
         assert res.exit_code == 1
         by_task: dict[str, list] = {}
         for r in res.records:
@@ -248,21 +280,27 @@ class ExecutorConformance:
         assert by_task["c"] == ["ok"] * 6
 
     def test_needs_receive_inputs_in_instance_order(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "sq"\nuses = "conformance.square"\nmatrix = { x = { range = [0, 10] } }\n'
-            '[[task]]\nname = "total"\nuses = "conformance.add_inputs"\nneeds = ["sq"]\n'
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "sq"\nuses = "conformance.square"\nmatrix = { x = { range = [0, 10] } }\n'
+                '[[task]]\nname = "total"\nuses = "conformance.add_inputs"\nneeds = ["sq"]\n'
+            ),
+        )
         assert res.exit_code == 0, res.stderr
-        total = [r for r in res.records if r["task"] == "total"][0]
+        total = next(r for r in res.records if r["task"] == "total")
         assert total["value"]["total"] == sum(x * x for x in range(10))
         assert total["value"]["order"] == [f"sq[x={x}]" for x in range(10)]
 
     def test_unserialisable_result_and_unpicklable_error_are_failed_records(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "u"\nuses = "conformance.unserialisable"\nmatrix = { x = [0, 1, 2] }\n'
-            '[[task]]\nname = "e"\nuses = "conformance.raise_unpicklable"\nmatrix = { x = [0, 1, 2] }\n',
-            run="keep_going = true",
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "u"\nuses = "conformance.unserialisable"\nmatrix = { x = [0, 1, 2] }\n'
+                '[[task]]\nname = "e"\nuses = "conformance.raise_unpicklable"\nmatrix = { x = [0, 1, 2] }\n',
+                run="keep_going = true",
+            ),
+        )
         assert res.exit_code == 1
         by = {(r["task"], r["params"]["x"]): r for r in res.records}
         assert len(by) == 6
@@ -273,15 +311,22 @@ class ExecutorConformance:
         assert all(by[(t, x)]["status"] == "ok" for t in "ue" for x in (0, 2))
 
     def test_worker_exit_and_segfault_are_crashes(self, run_recipe):
-        res = self.run(run_recipe, self.recipe(
-            '[[task]]\nname = "x"\nuses = "conformance.die_on"\nparams = { bad = 1, how = "exit" }\n'
-            "matrix = { x = [0, 1, 2] }\n"
-            '[[task]]\nname = "s"\nuses = "conformance.die_on"\nparams = { bad = 1, how = "segv" }\n'
-            "matrix = { x = [0, 1, 2] }\n",
-            run="keep_going = true",
-        ))
+        res = self.run(
+            run_recipe,
+            self.recipe(
+                '[[task]]\nname = "x"\nuses = "conformance.die_on"\nparams = { bad = 1, how = "exit" }\n'
+                "matrix = { x = [0, 1, 2] }\n"
+                '[[task]]\nname = "s"\nuses = "conformance.die_on"\nparams = { bad = 1, how = "segv" }\n'
+                "matrix = { x = [0, 1, 2] }\n",
+                run="keep_going = true",
+            ),
+        )
         by = {(r["task"], r["params"]["x"]): r["status"] for r in res.records}
         assert by == {
-            ("x", 0): "ok", ("x", 1): "crashed", ("x", 2): "ok",
-            ("s", 0): "ok", ("s", 1): "crashed", ("s", 2): "ok",
+            ("x", 0): "ok",
+            ("x", 1): "crashed",
+            ("x", 2): "ok",
+            ("s", 0): "ok",
+            ("s", 1): "crashed",
+            ("s", 2): "ok",
         }

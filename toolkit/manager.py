@@ -228,9 +228,7 @@ class Plugins:
                 continue
             seen.add(ep.name)
             dist = getattr(ep, "dist", None)
-            info = PluginInfo(
-                name=ep.name, source="entry point", version=dist.version if dist else None
-            )
+            info = PluginInfo(name=ep.name, source="entry point", version=dist.version if dist else None)
             try:
                 plugin = ep.load()
             except Exception as exc:

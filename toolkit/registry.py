@@ -153,9 +153,7 @@ class ExecutorInfo:
 
     name: str
     factory: Callable[..., Any] = attrs.field(eq=False)
-    check_options: Callable[[Mapping[str, Any]], list[str]] | None = attrs.field(
-        default=None, eq=False
-    )
+    check_options: Callable[[Mapping[str, Any]], list[str]] | None = attrs.field(default=None, eq=False)
     doc: str = ""
     plugin: str | None = None
 
@@ -202,7 +200,9 @@ class SinkRegistry(_Registry):
     def add(self, name: str, factory: Callable[..., Any], *, doc: str = "") -> None:
         self._put(
             name,
-            SinkInfo(name=name, factory=factory, doc=doc or _first_doc_line(factory), plugin=self.current_plugin),
+            SinkInfo(
+                name=name, factory=factory, doc=doc or _first_doc_line(factory), plugin=self.current_plugin
+            ),
         )
 
     def get(self, name: str) -> SinkInfo:

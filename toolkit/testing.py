@@ -46,7 +46,9 @@ class RecipeResult:
         run_dir = self.run_dir
         if run_dir is None or not (run_dir / "results.jsonl").exists():
             return []
-        return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line.strip()]
+        return [
+            json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line.strip()
+        ]
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -132,8 +134,11 @@ def run_recipe(tmp_path):
         if via == "cli":
             proc = subprocess.run(
                 [sys.executable, "-m", "toolkit", *argv],
-                capture_output=True, text=True, timeout=timeout,
-                env={**os.environ, **(env or {})}, cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env={**os.environ, **(env or {})},
+                cwd=folder,
             )
             return RecipeResult(proc.returncode, proc.stdout, proc.stderr, output, recipe)
         from toolkit.cli import main

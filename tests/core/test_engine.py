@@ -174,7 +174,10 @@ def test_sigint_stops_the_run_and_leaves_no_process(tmp_path, executor):
     recipe.write_text(SLOW.format(executor=executor))
     proc = subprocess.Popen(
         [sys.executable, "-m", "toolkit", "run", str(recipe), "--output", str(tmp_path / "runs")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
         env={**os.environ, "TOOLKIT_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
     results = None

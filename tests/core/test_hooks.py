@@ -56,7 +56,9 @@ def test_hook_toolkit_task_finish_sees_failures(toolkit_pm, register_plugin, tmp
         {
             "recipe": {"name": "hooks", "plugins": ["toolkit.conformance"]},
             "run": {"keep_going": True},
-            "task": [{"name": "f", "uses": "conformance.fail_on", "params": {"bad": 2}, "matrix": {"x": [1, 2]}}],
+            "task": [
+                {"name": "f", "uses": "conformance.fail_on", "params": {"bad": 2}, "matrix": {"x": [1, 2]}}
+            ],
         },
         plugins=toolkit_pm,
     )
@@ -87,7 +89,10 @@ def test_hook_toolkit_choose_executor_overrides_auto(toolkit_pm, register_plugin
 
     recipe, plugins = prepare(recipe_dict(), plugins=toolkit_pm)
     assert make_plan(recipe, plugins).executor == "process"  # few instances: the built-in choice
-    big = {**recipe_dict(), "task": [{"name": "sq", "uses": "conformance.square", "matrix": {"x": {"range": [0, 50]}}}]}
+    big = {
+        **recipe_dict(),
+        "task": [{"name": "sq", "uses": "conformance.square", "matrix": {"x": {"range": [0, 50]}}}],
+    }
     recipe, plugins = prepare(big, plugins=toolkit_pm)
     assert make_plan(recipe, plugins).executor == "pool"
     register_plugin(AlwaysProcess(), "always-process")
@@ -132,7 +137,11 @@ def test_hook_toolkit_register_executors(toolkit_pm, register_plugin, tmp_path):
     class SerialPlugin:
         @toolkit.hookimpl
         def toolkit_register_executors(self, registry):
-            registry.add("serial", serial_factory, check_options=lambda t: [f"unknown key {k!r}" for k in t if k != "label"])
+            registry.add(
+                "serial",
+                serial_factory,
+                check_options=lambda t: [f"unknown key {k!r}" for k in t if k != "label"],
+            )
 
     register_plugin(SerialPlugin(), "serial")
     data = recipe_dict(executor="serial")
@@ -141,5 +150,5 @@ def test_hook_toolkit_register_executors(toolkit_pm, register_plugin, tmp_path):
     result = execute(recipe, plugins, output=tmp_path)
     assert result.status == "succeeded"
     assert made == [{"label": "x"}, "shutdown"]
-    total = [r for r in result.records() if r["task"] == "total"][0]
+    total = next(r for r in result.records() if r["task"] == "total")
     assert total["value"]["total"] == 1 + 4 + 9

@@ -24,7 +24,11 @@ def toolkit_cli(*args, env=None, cwd=None, timeout=60):
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "toolkit", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
     )
 
 
@@ -123,7 +127,8 @@ def test_a_plugin_that_fails_to_import_is_named_and_skipped(tmp_path):
 
 def test_a_hook_that_raises_while_registering_is_skipped(tmp_path, capsys):
     plugin = tmp_path / "raising_plugin.py"
-    plugin.write_text(textwrap.dedent("""
+    plugin.write_text(
+        textwrap.dedent("""
         import toolkit
         def ok() -> int:
             return 1
@@ -131,7 +136,8 @@ def test_a_hook_that_raises_while_registering_is_skipped(tmp_path, capsys):
         def toolkit_register_tasks(registry):
             registry.add(ok, name="raising.ok")
             raise KeyError("halfway")
-    """))
+    """)
+    )
     plugins = make_plugin_manager(LoadSpec(autoload=False, options=(str(plugin),)))
     assert "raising.ok" not in plugins.registries.tasks  # rolled back
     assert "shell" in plugins.registries.tasks
@@ -148,11 +154,19 @@ def test_load_order_builtins_entry_points_options_env_recipe(tmp_path, site_with
     import importlib
 
     importlib.invalidate_caches()
-    load = LoadSpec(autoload=True, options=("opt_plugin",), env=("env_plugin",), recipe=(str(tmp_path / "opt_plugin.py"),))
+    load = LoadSpec(
+        autoload=True, options=("opt_plugin",), env=("env_plugin",), recipe=(str(tmp_path / "opt_plugin.py"),)
+    )
     plugins = make_plugin_manager(load, warn=False)
     sources = [(i.name, i.source) for i in plugins.infos if i.source != "builtin"]
-    assert sources[:3] == [("toolkit_hello", "entry point"), ("opt_plugin", "-p"), ("env_plugin", "TOOLKIT_PLUGINS")]
-    assert [i.source for i in plugins.infos[: len(plugins.infos) - 3]] == ["builtin"] * (len(plugins.infos) - 3)
+    assert sources[:3] == [
+        ("toolkit_hello", "entry point"),
+        ("opt_plugin", "-p"),
+        ("env_plugin", "TOOLKIT_PLUGINS"),
+    ]
+    assert [i.source for i in plugins.infos[: len(plugins.infos) - 3]] == ["builtin"] * (
+        len(plugins.infos) - 3
+    )
     for name in ("opt_plugin", "env_plugin", "toolkit_hello"):
         sys.modules.pop(name, None)
 
@@ -184,11 +198,7 @@ def test_every_hookspec_is_documented_and_tested():
     specs = [name for name in dir(hookspecs) if name.startswith("toolkit_")]
     assert len(specs) >= 10
     test_source = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
-    test_names = {
-        node.name
-        for node in ast.walk(ast.parse(test_source))
-        if isinstance(node, ast.FunctionDef)
-    }
+    test_names = {node.name for node in ast.walk(ast.parse(test_source)) if isinstance(node, ast.FunctionDef)}
     for name in specs:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert len(doc.split()) >= 15, f"{name} needs a docstring saying when, where, args, return"

@@ -35,8 +35,15 @@ def shell(
         args = shlex.join(cmd)
     full_env = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}} if env else None
     proc = subprocess.run(
-        args, shell=shell, cwd=cwd, env=full_env, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+        args,
+        shell=shell,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     result = {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
     if check and proc.returncode != 0:

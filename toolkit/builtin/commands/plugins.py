@@ -7,7 +7,9 @@ from toolkit.hookspecs import hookimpl
 
 @hookimpl
 def toolkit_add_commands(subparsers):
-    p = subparsers.add_parser("plugins", help="list plugins: name, version, source, hooks; failed ones with why")
+    p = subparsers.add_parser(
+        "plugins", help="list plugins: name, version, source, hooks; failed ones with why"
+    )
     p.add_argument("--recipe", metavar="R", help="also load the plugins this recipe names")
     p.set_defaults(handler=plugins_command)
 

@@ -23,16 +23,36 @@ def toolkit_add_commands(subparsers):
     add_set_option(p)
     p.add_argument("-j", "--workers", type=int, metavar="N", help="number of workers (default: run.workers)")
     p.add_argument("--executor", metavar="NAME", help="executor to use instead of run.executor")
-    p.add_argument("--keep-going", action="store_true", default=None,
-                   help="after a failure, run everything that does not depend on it")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
-                   help="finish the latest (or the named) run of this recipe, skipping instances already ok")
-    p.add_argument("--retry-failed", nargs="?", const=True, default=False, metavar="RUN",
-                   help="run again only the failed, timed-out or crashed instances of the latest (or named) run")
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        default=None,
+        help="after a failure, run everything that does not depend on it",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="finish the latest (or the named) run of this recipe, skipping instances already ok",
+    )
+    p.add_argument(
+        "--retry-failed",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="run again only the failed, timed-out or crashed instances of the latest (or named) run",
+    )
     p.add_argument("--force", action="store_true", help="resume even if the recipe's tasks changed")
     p.add_argument("--output", metavar="DIR", help="where run directories go (default: output.dir)")
-    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                   help="live progress: on a terminal (auto), always, or never")
+    p.add_argument(
+        "--progress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="live progress: on a terminal (auto), always, or never",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     p.set_defaults(handler=run_command)
 
