@@ -262,7 +262,9 @@ class LocalExecutor:
         if exitcode != 0 and not worker.ran_any and busy_batch < 0:
             self.failed_starts += 1
             if self.failed_starts > 3 * self.workers:
-                events.append(WorkerError(f"workers keep dying before they run anything: {describe_exit(exitcode)}"))
+                events.append(
+                    WorkerError(f"workers keep dying before they run anything: {describe_exit(exitcode)}")
+                )
                 self.closing = True
         elif worker.ran_any:
             self.failed_starts = 0

@@ -37,7 +37,9 @@ class TaskState:
     total: int  # instances to settle in this run
     pending: deque = attrs.field(factory=deque)  # (range | tuple of indices, attempt)
     settled: int = 0
-    counts: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(("ok", "failed", "timeout", "crashed", "skipped"), 0))
+    counts: dict[str, int] = attrs.field(
+        factory=lambda: dict.fromkeys(("ok", "failed", "timeout", "crashed", "skipped"), 0)
+    )
     started: bool = False
     done: bool = False
     keep_values: bool = False
@@ -55,7 +57,9 @@ class TaskState:
         return self.rt.spec.name
 
     def failures(self) -> int:
-        return self.counts["failed"] + self.counts["timeout"] + self.counts["crashed"] + self.counts["skipped"]
+        return (
+            self.counts["failed"] + self.counts["timeout"] + self.counts["crashed"] + self.counts["skipped"]
+        )
 
 
 @attrs.define(eq=False)
@@ -231,17 +235,30 @@ class Scheduler:
         )
 
     def _parent_record(
-        self, state: TaskState, index: int, status: str, message: str, *,
-        attempts: int, started: float | None = None, worker: str | None = None,
+        self,
+        state: TaskState,
+        index: int,
+        status: str,
+        message: str,
+        *,
+        attempts: int,
+        started: float | None = None,
+        worker: str | None = None,
     ) -> str | None:
         inst = self._instance(state, index)
         if inst is None:
             return None
         error_type = {"skipped": "Skipped", "timeout": "Timeout", "crashed": "WorkerDied"}[status]
         record = make_record(
-            task=inst.task, instance=inst.id, key=inst.key, params=inst.params, status=status,
+            task=inst.task,
+            instance=inst.id,
+            key=inst.key,
+            params=inst.params,
+            status=status,
             error={"type": error_type, "message": message, "traceback": ""},
-            attempts=attempts, started=started, finished=time.time() if started else None,
+            attempts=attempts,
+            started=started,
+            finished=time.time() if started else None,
             worker=worker,
         )
         return encode_record(record)[0]
@@ -251,7 +268,11 @@ class Scheduler:
         self._accept(state, blob, len(lines), [(None, status)] * len(lines), positions=None)
 
     def _accept(
-        self, state: TaskState, lines: bytes, n: int, bad: Iterable[tuple[Any, str]],
+        self,
+        state: TaskState,
+        lines: bytes,
+        n: int,
+        bad: Iterable[tuple[Any, str]],
         positions: list[int] | None,
     ) -> None:
         """Write ``n`` records of ``state`` and count them."""
@@ -277,10 +298,19 @@ class Scheduler:
             positions = [None] * len(records)  # type: ignore[list-item]
         for index, rec in zip(positions, records, strict=False):
             if state.keep_values and rec["status"] == "ok" and index is not None:
-                state.values[index] = {"instance": rec["instance"], "params": rec["params"], "value": rec["value"]}
+                state.values[index] = {
+                    "instance": rec["instance"],
+                    "params": rec["params"],
+                    "value": rec["value"],
+                }
             if self.hook_finish:
-                inst = Instance(task=state.name, index=index if index is not None else -1,
-                                id=rec["instance"], key=rec["key"], params=rec["params"])
+                inst = Instance(
+                    task=state.name,
+                    index=index if index is not None else -1,
+                    id=rec["instance"],
+                    key=rec["key"],
+                    params=rec["params"],
+                )
                 self.plugins.hook.toolkit_task_finish(instance=inst, record=rec)
 
     def _positions(self, batch: Batch, start: int, stop: int, n: int, state: TaskState) -> list[int] | None:
@@ -313,7 +343,8 @@ class Scheduler:
         state = self.states[batch.task]
         lost = ev.lost
         rest = [
-            i for p, i in enumerate(batch.indices)
+            i
+            for p, i in enumerate(batch.indices)
             if p >= ev.consumed and (lost is None or p != lost.position)
         ]
         if rest and not self.stopping:
@@ -330,8 +361,13 @@ class Scheduler:
             heapq.heappush(self.delayed, (ready, state.pos, index, lost.attempt + 1))
             return
         line = self._parent_record(
-            state, index, lost.status, lost.message, attempts=lost.attempt,
-            started=lost.started, worker=lost.worker,
+            state,
+            index,
+            lost.status,
+            lost.message,
+            attempts=lost.attempt,
+            started=lost.started,
+            worker=lost.worker,
         )
         if line is not None:
             self._accept(state, (line + "\n").encode(), 1, [(index, lost.status)], [index])
@@ -361,8 +397,12 @@ class Scheduler:
 
     def _submit(self, state: TaskState, indices: Any, attempt: int) -> None:
         batch = Batch(
-            id=self.next_id, task=state.pos, indices=indices, attempt=attempt,
-            inputs=state.inputs, isolate=state.spec.isolate,
+            id=self.next_id,
+            task=state.pos,
+            indices=indices,
+            attempt=attempt,
+            inputs=state.inputs,
+            isolate=state.spec.isolate,
         )
         self.next_id += 1
         state.dispatched_once += 1

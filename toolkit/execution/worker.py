@@ -264,9 +264,18 @@ class BatchRunner:
             if slot is not None:
                 slot[0] = -1.0
             record = make_record(
-                task=name, instance=iid, key=key, params=params, status=status, value=value,
-                error=error, attempts=attempt, started=started, finished=finished,
-                worker=worker, peak_rss=peak_rss_mib(),
+                task=name,
+                instance=iid,
+                key=key,
+                params=params,
+                status=status,
+                value=value,
+                error=error,
+                attempts=attempt,
+                started=started,
+                finished=finished,
+                worker=worker,
+                peak_rss=peak_rss_mib(),
             )
             line, status = encode_record(record)
             if status != "ok":
