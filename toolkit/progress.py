@@ -1,33 +1,105 @@
-"""What a run prints while it runs: a live view on a terminal, plain lines elsewhere."""
+"""What a run prints while it runs: a live view on a terminal, plain lines elsewhere.
+
+A reporter is called by the run, in the main process, as follows::
+
+    start(run_dir, total, executor, reason, workers, tasks=..., stages=...)
+    records(task, n, bad)       # n records of ``task`` arrived; ``bad``: their non-ok statuses
+    message(text)               # something the user must see (an interruption)
+    tick()                      # often (every poll of the executor): refresh, if it is time
+    finish(status, counts, not_run, run_dir, duration)
+    close()                     # always, last, also after an error: restore the terminal
+
+``tasks`` maps each task to the number of its instances this session runs, in recipe
+order; ``stages`` lists task names by level of ``needs``. Reporters never start
+threads: worker pools fork replacement processes during the run, and forking a
+process that runs threads is unsafe (Python 3.12+ warns about it).
+
+Levels: ``-q`` prints the summary only; ``--progress off`` adds the start lines, a line
+per task with failures and a line per finished task; the plain default (a pipe, a log
+file) adds a progress line every :data:`PLAIN_EVERY` seconds; on a terminal (or with
+``--progress on``) the rich live view of :mod:`toolkit.live` replaces all that.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
 
 #: plain mode prints a progress line at most this often
 PLAIN_EVERY = 5.0
+STATUSES = ("ok", "failed", "timeout", "crashed", "skipped")
+
+
+def summary_line(status: str, counts: dict[str, int], not_run: int, duration: float) -> str:
+    """``failed: 15 ok, 1 failed, 1 skipped in 2.31s``."""
+    parts = [f"{counts[k]} {k}" for k in STATUSES if counts.get(k)]
+    if not_run:
+        parts.append(f"{not_run} not run")
+    return f"{status}: {', '.join(parts) or 'nothing to do'} in {duration:.2f}s"
+
+
+class TaskTally:
+    """Per-task counts of what arrived in this session."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def expect(self, tasks: dict[str, int] | None) -> None:
+        for name, n in (tasks or {}).items():
+            self.totals[name] = n
+            self.counts.setdefault(name, dict.fromkeys(STATUSES, 0))
+
+    def add(self, task: str, n: int, bad: list[str]) -> dict[str, int]:
+        counts = self.counts.setdefault(task, dict.fromkeys(STATUSES, 0))
+        counts["ok"] += n - len(bad)
+        for status in bad:
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def done(self, task: str) -> int:
+        return sum(self.counts.get(task, {}).values())
 
 
 class PlainReporter:
-    """No escape codes: a line per failure and a progress line every few seconds."""
+    """No escape codes, ever: lines a log file or a pipe can take."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        periodic: bool = True,
+        every: float = PLAIN_EVERY,
+    ) -> None:
         self.stream = stream or sys.stdout
         self.quiet = quiet
+        self.periodic = periodic and not quiet
+        self.every = every
         self.total = 0
-        self.counts: dict[str, int] = {}
         self.done = 0
-        self.t0 = time.monotonic()
-        self.last = self.t0
+        self.not_ok = 0
+        self.tally = TaskTally()
+        self.t0 = self.last = time.monotonic()
 
     def _print(self, text: str) -> None:
         if not self.quiet:
             print(text, file=self.stream, flush=True)
 
-    def start(self, run_dir: Any, total: int, executor: str, reason: str, workers: int) -> None:
+    def start(
+        self,
+        run_dir: Any,
+        total: int,
+        executor: str,
+        reason: str,
+        workers: int,
+        *,
+        tasks: dict[str, int] | None = None,
+        stages: list[list[str]] | None = None,
+    ) -> None:
         self.total = total
+        self.tally.expect(tasks)
         self.t0 = self.last = time.monotonic()
         self._print(f"run {run_dir}")
         self._print(f"{total} instances on {workers} workers, executor {executor} ({reason})")
@@ -37,44 +109,62 @@ class PlainReporter:
 
     def records(self, task: str, n: int, bad: list[str]) -> None:
         self.done += n
-        for status in bad:
-            self.counts[status] = self.counts.get(status, 0) + 1
+        self.not_ok += len(bad)
+        counts = self.tally.add(task, n, bad)
         if bad:
-            shown = ", ".join(f"{bad.count(s)} {s}" for s in sorted(set(bad)))
+            shown = ", ".join(f"{bad.count(s)} {s}" for s in STATUSES if s in bad)
             self._print(f"  {task}: {shown}")
+        total = self.tally.totals.get(task)
+        if total and self.tally.done(task) == total and total != self.total:
+            parts = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+            self._print(f"  {task}: {total}/{total} done ({parts})")
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.t0
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        bad = sum(self.counts.values())
         eta = (self.total - self.done) / rate if rate > 0 and self.total > self.done else 0.0
         return (
-            f"  {self.done}/{self.total} done, {bad} not ok, {rate:,.0f}/s,"
+            f"  {self.done}/{self.total} done, {self.not_ok} not ok, {rate:,.1f}/s,"
             f" {elapsed:.1f}s elapsed" + (f", about {eta:.0f}s left" if eta else "")
         )
 
     def tick(self) -> None:
+        if not self.periodic:
+            return
         now = time.monotonic()
-        if now - self.last >= PLAIN_EVERY:
+        if now - self.last >= self.every:
             self.last = now
             self._print(self.line())
 
-    def finish(self, status: str, counts: dict[str, int], not_run: int, run_dir: Any, duration: float) -> None:
-        parts = [f"{v} {k}" for k, v in counts.items() if v]
-        if not_run:
-            parts.append(f"{not_run} not run")
-        print(f"{status}: {', '.join(parts) or 'nothing to do'} in {duration:.2f}s", file=self.stream)
+    def finish(
+        self, status: str, counts: dict[str, int], not_run: int, run_dir: Any, duration: float
+    ) -> None:
+        print(summary_line(status, counts, not_run, duration), file=self.stream)
         print(f"results: {run_dir}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def wants_live(progress: str, stream: TextIO) -> bool:
+    if progress == "on":
+        return True
+    if progress == "off":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 
 
 def make_reporter(progress: str = "auto", quiet: bool = False, stream: TextIO | None = None) -> Any:
+    """The reporter for ``--progress`` and ``-q`` on ``stream`` (default: stdout)."""
     stream = stream or sys.stdout
-    live = progress == "on" or (progress == "auto" and stream.isatty())
-    if live and not quiet:
+    if quiet:
+        return PlainReporter(stream, quiet=True)
+    if wants_live(progress, stream):
         try:
             from toolkit.live import LiveReporter
-        except ImportError:
+        except ImportError:  # rich missing: plain lines do
             pass
         else:
             return LiveReporter(stream)
-    return PlainReporter(stream, quiet=quiet or progress == "off")
+    return PlainReporter(stream, periodic=progress != "off")

@@ -56,11 +56,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 def cut_torn_tail(path: Path, terminator: bytes = b"\n") -> int:
     """Cut what follows the last ``terminator`` of ``path`` (a line a killed writer left
     half written), so that appending stays valid. Returns the number of bytes cut."""
-    try:
-        f = open(path, "rb+")
-    except FileNotFoundError:
+    if not Path(path).exists():
         return 0
-    with f:
+    with open(path, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
             return 0
@@ -213,11 +211,9 @@ class RunDir:
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """The records of a JSONL file; blank, torn or garbled lines are passed over."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+    if not Path(path).exists():
         return
-    with f:
+    with open(path, "rb") as f:
         for line in f:
             if not line.strip():
                 continue

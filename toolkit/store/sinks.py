@@ -154,7 +154,9 @@ class Collector:
     def _drop(self, i: int, exc: Exception) -> None:
         sink, name = self.sinks.pop(i), self.names.pop(i)
         self.dropped.append(name)
-        self.warn(f"sink {name!r} failed and is left out for the rest of the run: {type(exc).__name__}: {exc}")
+        self.warn(
+            f"sink {name!r} failed and is left out for the rest of the run: {type(exc).__name__}: {exc}"
+        )
         with contextlib.suppress(Exception):
             sink.close("failed")
 
@@ -171,7 +173,9 @@ class Collector:
             )
             with contextlib.suppress(OSError):
                 self.logs.mkdir(parents=True, exist_ok=True)
-                with open(self.logs / f"{safe_name(str(rec.get('instance')))}.log", "a", encoding="utf-8") as f:
+                with open(
+                    self.logs / f"{safe_name(str(rec.get('instance')))}.log", "a", encoding="utf-8"
+                ) as f:
                     f.write(note)
 
     def close(self, status: str) -> None:

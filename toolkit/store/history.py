@@ -1,0 +1,215 @@
+"""Reading runs back: the history of ``toolkit runs`` and one run for ``toolkit show``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from toolkit.errors import RunError
+from toolkit.records import FAILED_STATUSES, STATUSES
+from toolkit.store.rundir import LATEST, MANIFEST, RunDir, find_run, runs_of
+
+
+def process_alive(pid: Any) -> bool:
+    """Whether process ``pid`` exists (on this host). Not this process itself."""
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(manifest: dict[str, Any]) -> str:
+    """The manifest's status, except ``dead`` for a run still marked running whose
+    process (on this host) is gone: it was killed before it could say how it ended."""
+    status = manifest.get("status", "unknown")
+    if (
+        status == "running"
+        and manifest.get("host") == socket.gethostname()
+        and not process_alive(manifest.get("pid"))
+    ):
+        return "dead"
+    return status
+
+
+def parse_time(text: Any) -> float | None:
+    """A ``2026-11-25T20:30:00.123456Z`` string as a ``time.time()`` value."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def show_time(text: Any) -> str:
+    """``2026-11-25 20:30:00Z``: to the second, still UTC."""
+    t = parse_time(text)
+    if t is None:
+        return "-"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def show_duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def count_records(run: RunDir) -> dict[str, int]:
+    """Counts by status of the last record of every instance."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for rec in run.latest_records().values():
+        status = rec.get("status")
+        if status in counts:
+            counts[status] += 1
+    return counts
+
+
+@attrs.define
+class RunEntry:
+    """One run as the history shows it."""
+
+    run: RunDir
+    manifest: dict[str, Any]
+    status: str
+    counts: dict[str, int]
+
+    @classmethod
+    def read(cls, run: RunDir) -> RunEntry:
+        manifest = run.read_manifest()
+        status = effective_status(manifest)
+        counts = dict(manifest.get("counts") or {})
+        if not any(counts.get(s) for s in STATUSES):  # not finished: count what is on disk
+            counts.update(count_records(run))
+            if isinstance(counts.get("total"), int):
+                counts["not_run"] = max(0, counts["total"] - sum(counts.get(s, 0) for s in STATUSES))
+        return cls(run=run, manifest=manifest, status=status, counts=counts)
+
+    @property
+    def recipe(self) -> str:
+        return str(self.manifest.get("recipe") or self.run.recipe_name)
+
+    @property
+    def started(self) -> float:
+        return parse_time(self.manifest.get("started")) or 0.0
+
+    @property
+    def duration(self) -> float | None:
+        if self.status == "running":
+            return time.time() - self.started if self.started else None
+        return self.manifest.get("duration_s")
+
+    def failed(self) -> int:
+        return sum(self.counts.get(s, 0) for s in FAILED_STATUSES)
+
+    def note(self) -> str:
+        notes = []
+        if self.manifest.get("scheduled_for"):
+            notes.append(f"scheduled for {show_time(self.manifest['scheduled_for'])}")
+        resumed = self.manifest.get("resumed") or []
+        if resumed:
+            notes.append(f"resumed {len(resumed)}x")
+        return ", ".join(notes)
+
+
+def recipe_dirs(output: Path) -> list[Path]:
+    if not output.is_dir():
+        return []
+    return sorted(p for p in output.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def iter_runs(output: Path, recipe: str | None = None) -> Iterator[RunEntry]:
+    """Every readable run under ``output`` (or of one recipe), in no particular order;
+    a run directory whose manifest is damaged is passed over."""
+    bases = [output / recipe] if recipe else recipe_dirs(output)
+    for base in bases:
+        for path in runs_of(base):
+            try:
+                yield RunEntry.read(RunDir(path))
+            except RunError:
+                continue
+
+
+def list_runs(output: Path, recipe: str | None = None) -> list[RunEntry]:
+    """The runs under ``output``, newest first."""
+    return sorted(iter_runs(Path(output), recipe), key=lambda e: (e.started, e.run.run_id), reverse=True)
+
+
+def resolve_run(spec: str, output: Path) -> RunDir:
+    """A run named the way ``toolkit show`` accepts: a path to a run directory,
+    ``RECIPE/RUN-ID``, ``RECIPE/latest`` (or just ``RECIPE``), ``latest`` (the newest
+    run of any recipe), or a run id or a unique start of one, searched under ``output``."""
+    output = Path(output)
+    path = Path(spec)
+    if (path / MANIFEST).is_file():
+        return RunDir(path)
+    if "/" in spec.strip("/"):
+        recipe, _, rid = spec.strip("/").rpartition("/")
+        if (output / recipe).is_dir():
+            return find_run(output, recipe, None if rid == LATEST else rid)
+    if (output / spec).is_dir() and not (output / spec / MANIFEST).exists():
+        return find_run(output, spec)  # a recipe's name: its latest run
+    if spec == LATEST:
+        runs = list_runs(output)
+        if not runs:
+            raise RunError(f"no runs in {output}")
+        return runs[0].run
+    exact, prefix = [], []
+    for base in recipe_dirs(output):
+        for run in runs_of(base):
+            if run.name == spec:
+                exact.append(run)
+            elif run.name.startswith(spec):
+                prefix.append(run)
+    found = exact or prefix
+    if len(found) == 1:
+        return RunDir(found[0])
+    if not found:
+        raise RunError(
+            f"no run {spec!r} in {output} (`toolkit runs` lists them; --output DIR looks elsewhere)"
+        )
+    names = ", ".join(f"{p.parent.name}/{p.name}" for p in found[:5])
+    raise RunError(f"{spec!r} names several runs ({names}); name one as RECIPE/RUN-ID")
+
+
+def failures(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The instances whose last record failed (failed, timeout, crashed), and those
+    skipped, in order of arrival."""
+    bad, skipped = [], []
+    for rec in run.latest_records().values():
+        status = rec.get("status")
+        if status in FAILED_STATUSES:
+            bad.append(rec)
+        elif status == "skipped":
+            skipped.append(rec)
+    return bad, skipped
+
+
+def error_head(error: Any, lines: int = 3) -> list[str]:
+    """The first lines of a record's error: ``Type: message``, cut to ``lines``."""
+    if not isinstance(error, dict):
+        return []
+    message = str(error.get("message") or "")
+    text = f"{error.get('type') or 'Error'}: {message}" if message else str(error.get("type") or "")
+    out = [line for line in text.splitlines() if line.strip()]
+    if len(out) > lines:
+        out = [*out[:lines], f"... ({len(out) - lines} more lines)"]
+    return out

@@ -1,0 +1,123 @@
+"""``manifest.toml``: what a run is, how it was run, and how it ended.
+
+Written when the run starts (``status = "running"``, with ``pid`` and ``host`` so that a
+later command can tell a live run from a killed one) and replaced, atomically, when it
+ends (succeeded, failed or interrupted). A resumed run keeps ``started``, adds the
+time of each resume to ``resumed`` and adds its own time to ``duration_s`` (the time
+spent running, over all sessions). Fields, scalars first::
+
+    format = 1
+    run_id, recipe, recipe_path, status, started, finished, duration_s,
+    scheduled_for (set by the scheduler daemon), resumed = [...],
+    host, pid (while running), toolkit, python, platform,
+    executor, executor_reason, workers, start_method, recipe_digest,
+    [counts]        total, ok, failed, timeout, crashed, skipped, not_run
+    [plugins]       name = version, for every plugin that is not built in
+    [task_digests]  name = digest of what decides the task's instances
+    [resolved]      the recipe, validated and resolved, as TOML
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from typing import Any
+
+from toolkit.records import STATUSES, utc_iso
+
+FORMAT = 1
+#: set by `toolkit schedule` for the runs it starts: the firing time they are for
+ENV_SCHEDULED_FOR = "TOOLKIT_SCHEDULED_FOR"
+
+
+def _toolkit_version() -> str:
+    from toolkit import __version__
+
+    return __version__
+
+
+def _start_method(recipe: Any) -> str:
+    if getattr(recipe.run, "start_method", None):
+        return recipe.run.start_method
+    import multiprocessing
+
+    return multiprocessing.get_start_method(allow_none=False)
+
+
+def start_manifest(
+    *,
+    run_id: str,
+    recipe: Any,
+    plan: Any,
+    plugin_versions: dict[str, str],
+    digests: dict[str, str],
+    recipe_digest: str,
+    started: float,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest of a run that starts now (``previous``: the manifest of the run
+    this session resumes)."""
+    previous = previous or {}
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "run_id": run_id,
+        "recipe": recipe.name,
+        "recipe_path": str(recipe.path) if getattr(recipe, "path", None) else None,
+        "status": "running",
+        "started": previous.get("started") or utc_iso(started),
+        "finished": None,
+        "duration_s": None,
+        "scheduled_for": os.environ.get(ENV_SCHEDULED_FOR) or previous.get("scheduled_for"),
+        "resumed": [*previous.get("resumed", []), utc_iso(started)] if previous else None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "toolkit": _toolkit_version(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "executor": plan.executor,
+        "executor_reason": plan.reason,
+        "workers": recipe.run.workers,
+        "start_method": _start_method(recipe),
+        "recipe_digest": recipe_digest,
+        "counts": {"total": plan.total},
+        "plugins": dict(plugin_versions),
+        "task_digests": dict(digests),
+        "resolved": recipe.to_table(),
+    }
+    manifest["_previous_duration"] = previous.get("duration_s") or 0.0
+    return manifest
+
+
+def finish_manifest(
+    manifest: dict[str, Any],
+    *,
+    status: str,
+    counts: dict[str, int],
+    not_run: int,
+    total: int,
+    started: float,
+    finished: float,
+) -> dict[str, Any]:
+    """The manifest of the run that ``manifest`` started, now ended."""
+    out = dict(manifest)
+    previous = out.pop("_previous_duration", 0.0)
+    out.update(
+        status=status,
+        finished=utc_iso(finished),
+        duration_s=round(previous + (finished - started), 3),
+        counts={"total": total, **{k: counts.get(k, 0) for k in STATUSES}, "not_run": not_run},
+    )
+    out.pop("pid", None)
+    return out
+
+
+def to_write(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What goes to disk: no private keys; scalars first, then tables (TOML needs no
+    order, but people read it)."""
+    shown = {k: v for k, v in manifest.items() if not k.startswith("_")}
+    head = {k: v for k, v in shown.items() if not isinstance(v, dict)}
+    tail = {k: v for k, v in shown.items() if isinstance(v, dict) and k != "resolved"}
+    if "resolved" in shown:
+        tail["resolved"] = shown["resolved"]
+    return {**head, **tail}

@@ -1,0 +1,175 @@
+"""Resuming a run in place: what is left to do, and whether the recipe still matches.
+
+An instance is identified across runs by its content key (task name, ``uses``, task
+version and resolved params; see :func:`toolkit.records.instance_key`). A resumed run
+reads ``results.jsonl``, keeps the *last* record of every key, and runs again:
+
+- ``--resume``: every instance whose last record is not ``ok`` (failed, timed out,
+  crashed, skipped) or that has no record (it never ran);
+- ``--retry-failed``: only those whose last record failed, timed out or crashed, and
+  the skipped ones (their needs are run again); instances that never ran stay not run.
+
+A run can only be resumed by a recipe that makes the same instances: the manifest keeps
+a digest of each task's identity (name, uses, version, params, matrix, needs); a task
+whose digest changed, appeared or disappeared refuses the resume unless ``--force``.
+What does not change instances (retries, timeouts, workers, the executor, isolation,
+output formats) may change freely between sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from typing import Any
+
+import attrs
+
+from toolkit.errors import RunError
+from toolkit.records import FAILED_STATUSES, STATUSES, instance_key
+from toolkit.store.history import process_alive
+from toolkit.store.rundir import RunDir
+
+#: the task-table keys that decide which instances a task makes
+IDENTITY_KEYS = ("uses", "params", "matrix", "needs")
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.blake2b(blob, digest_size=12).hexdigest()
+
+
+def task_digests(recipe: Any, runtimes: list[Any]) -> dict[str, str]:
+    """``{task name: digest of what decides its instances}``, in recipe order."""
+    out = {}
+    for rt in runtimes:
+        table = rt.spec.to_table()
+        identity = {k: table.get(k) for k in IDENTITY_KEYS}
+        identity.update(name=rt.spec.name, uses=rt.spec.uses, version=rt.version)
+        out[rt.spec.name] = _digest(identity)
+    return out
+
+
+def recipe_digest(digests: dict[str, str]) -> str:
+    """One digest for the instances of the whole recipe."""
+    return _digest(sorted(digests.items()))
+
+
+def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """``["estimate (changed)", "extra (added)"]``."""
+    out = [f"{name} (changed)" for name in after if name in before and before[name] != after[name]]
+    out += [f"{name} (added)" for name in after if name not in before]
+    out += [f"{name} (removed)" for name in before if name not in after]
+    return out
+
+
+def check_resumable(
+    run: RunDir, previous: dict[str, Any], recipe_name: str, digests: dict[str, str], *, force: bool
+) -> None:
+    """Refuse (RunError, exit 2) to resume a run that is still going, or whose instances
+    this recipe no longer makes; ``force`` overrides all but a run alive on this host."""
+    status = previous.get("status")
+    host = previous.get("host")
+    if status == "running":
+        if host == socket.gethostname() and process_alive(previous.get("pid")):
+            raise RunError(
+                f"run {run.run_id} is still running (pid {previous.get('pid')}); wait for it, or stop it"
+            )
+        if host != socket.gethostname() and not force:
+            raise RunError(
+                f"run {run.run_id} is marked running on host {host!r}; if it is not running any more,"
+                " pass --force to resume it here"
+            )
+    if force:
+        return
+    if previous.get("recipe") not in (None, recipe_name):
+        raise RunError(f"run {run.run_id} is a run of recipe {previous.get('recipe')!r}, not {recipe_name!r}")
+    before = previous.get("task_digests")
+    if isinstance(before, dict):
+        changed = changes(before, digests)
+    else:  # a manifest without per-task digests: compare the whole
+        changed = [] if previous.get("recipe_digest") == recipe_digest(digests) else ["the tasks"]
+    if changed:
+        raise RunError(
+            f"cannot resume run {run.run_id}: the recipe's instances changed since it started"
+            f" ({', '.join(changed)}); start a new run, or pass --force to resume anyway"
+            " (instances are matched by their content key: those that changed run again)"
+        )
+
+
+@attrs.define
+class ResumePlan:
+    """``todo``: per task, the instance indices to run; ``values``: per needed task,
+    ``{index: {instance, params, value}}`` of the ok instances kept; ``kept``: counts
+    by status of the instances left as they were, and ``not_run`` of those never run
+    that stay so (``--retry-failed``)."""
+
+    todo: dict[str, list[int]]
+    values: dict[str, dict[int, dict[str, Any]]]
+    kept: dict[str, int]
+
+
+def plan_resume(recipe: Any, runtimes: list[Any], run: RunDir, *, retry_failed: bool) -> ResumePlan:
+    """What a resume of ``run`` must run again (see the module's docstring)."""
+    run.repair_tail()
+    needed = {n for t in recipe.tasks for n in t.needs}
+    # hold a status per key, and whole records only for the tasks others need
+    status_of: dict[str, str] = {}
+    kept_values: dict[str, dict[str, Any]] = {}
+    for rec in run.records():
+        key = rec.get("key")
+        if not key:
+            continue
+        status_of[key] = rec.get("status", "")
+        if rec.get("task") in needed:
+            if rec.get("status") == "ok":
+                kept_values[key] = {
+                    "instance": rec["instance"],
+                    "params": rec["params"],
+                    "value": rec["value"],
+                }
+            else:
+                kept_values.pop(key, None)
+    todo: dict[str, list[int]] = {}
+    values: dict[str, dict[int, dict[str, Any]]] = {}
+    kept = dict.fromkeys((*STATUSES, "not_run"), 0)
+    again_by_status: dict[str, dict[str, int]] = {}  # per task: the statuses of what runs again
+    left_out: set[str] = set()  # tasks with instances that stay not run
+    for rt in runtimes:
+        spec = rt.spec
+        wanted = todo[spec.name] = []
+        statuses = again_by_status[spec.name] = {}
+        for index, combo in spec.iter_combos():
+            key = instance_key(spec.name, spec.uses, rt.version, spec.params_for(combo))
+            status = status_of.get(key)
+            again = (status in FAILED_STATUSES or status == "skipped") if retry_failed else status != "ok"
+            if again:
+                wanted.append(index)
+                statuses[status] = statuses.get(status, 0) + 1
+            elif status is None:
+                kept["not_run"] += 1
+                left_out.add(spec.name)
+            else:
+                kept[status] = kept.get(status, 0) + 1
+                if status == "ok" and key in kept_values:
+                    values.setdefault(spec.name, {})[index] = kept_values[key]
+    # --retry-failed leaves never-run instances alone: a task that needs one of them
+    # would get partial inputs, so it stays as it was too (it runs on --resume)
+    for name in _downstream(recipe, left_out):
+        for status, n in again_by_status.get(name, {}).items():
+            kept[status or "not_run"] += n
+        todo[name] = []
+    return ResumePlan(todo=todo, values=values, kept=kept)
+
+
+def _downstream(recipe: Any, roots: set[str]) -> set[str]:
+    """The tasks that need one of ``roots``, directly or not."""
+    found: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for task in recipe.tasks:
+            if task.name not in found and any(n in roots or n in found for n in task.needs):
+                found.add(task.name)
+                changed = True
+    return found
