@@ -1,0 +1,160 @@
+"""``toolkit plan``: what a run would do (instances, stages, executor and why); runs nothing."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from toolkit.hookspecs import hookimpl
+
+#: above this many instances in all, JSON lists a sample per task instead of every one
+LIST_LIMIT = 1000
+SAMPLE = 10
+#: instances shown per task in the table
+TABLE_ROWS = 20
+
+
+@hookimpl
+def toolkit_add_commands(subparsers):
+    from toolkit.builtin.commands.run import add_set_option
+
+    p = subparsers.add_parser(
+        "plan",
+        help="dry run: the expanded instances, their order, the executor chosen and why",
+        description="Show what `toolkit run RECIPE` would do, without running anything: the stages,"
+        " every task's instances (a sample of each above 1000 in all), the executor and why.",
+    )
+    p.add_argument("recipe", metavar="RECIPE", help="the recipe file (TOML)")
+    add_set_option(p)
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format (default: table)"
+    )
+    p.add_argument("-j", "--workers", type=int, metavar="N", help="plan for N workers (as run -j N)")
+    p.add_argument("--executor", metavar="NAME", help="plan for this executor (as run --executor)")
+    p.set_defaults(handler=plan_command)
+
+
+def plan_command(args) -> int:
+    import attrs
+
+    from toolkit.api import prepare
+    from toolkit.errors import UsageError
+    from toolkit.execution.plan import make_plan
+
+    recipe, plugins = prepare(args.recipe, overrides=args.overrides, plugins=args.plugin_manager)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UsageError("-j/--workers must be at least 1")
+        recipe = attrs.evolve(recipe, run=attrs.evolve(recipe.run, workers=args.workers))
+    if args.executor is not None and args.executor not in plugins.registries.executors:
+        known = ", ".join(plugins.registries.executors.names())
+        raise UsageError(f"unknown executor {args.executor!r} (known: {known})")
+    plan = make_plan(recipe, plugins, executor=args.executor)
+    if args.format == "json":
+        import json
+
+        print(json.dumps(plan_document(recipe, plan), indent=2, default=str))
+    else:
+        print_table(recipe, plan)
+    return 0
+
+
+def instances(spec: Any, limit: int | None) -> list[dict[str, Any]]:
+    """The first ``limit`` instances of a task (all with None), without expanding the rest."""
+    combos = spec.iter_combos()
+    if limit is not None:
+        combos = itertools.islice(combos, limit)
+    return [{"id": spec.instance_id(c), "params": spec.params_for(c)} for _, c in combos]
+
+
+def plan_document(recipe: Any, plan: Any) -> dict[str, Any]:
+    sampled = plan.total > LIST_LIMIT
+    tasks = []
+    for spec in recipe.tasks:
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "uses": spec.uses,
+            "count": plan.counts[spec.name],
+            "needs": list(spec.needs),
+        }
+        if sampled:
+            entry["sample"] = instances(spec, SAMPLE)
+        else:
+            entry["instances"] = instances(spec, None)
+        tasks.append(entry)
+    return {
+        "recipe": recipe.name,
+        "path": str(recipe.path) if recipe.path else None,
+        "executor": plan.executor,
+        "reason": plan.reason,
+        "workers": plan.workers,
+        "total": plan.total,
+        "stages": plan.stages,
+        "tasks": tasks,
+    }
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    from toolkit.recipe.interpolate import render
+
+    text = " ".join(f"{k}={render(v)}" for k, v in params.items())
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def print_table(recipe: Any, plan: Any) -> None:
+    import sys
+
+    if sys.stdout.isatty():
+        try:
+            return _print_rich(recipe, plan)
+        except ImportError:  # pragma: no cover - rich is a dependency
+            pass
+    where = f" ({recipe.path})" if recipe.path else ""
+    print(f"recipe:   {recipe.name}{where}")
+    print(f"executor: {plan.executor} ({plan.reason})")
+    print(f"workers:  {plan.workers}")
+    print(f"total:    {plan.total} instance{'s' if plan.total != 1 else ''}")
+    for n, stage in enumerate(plan.stages, 1):
+        print(f"stage {n}:  " + ", ".join(f"{t} ({plan.counts[t]})" for t in stage))
+    for spec in recipe.tasks:
+        count = plan.counts[spec.name]
+        needs = f", after {', '.join(spec.needs)}" if spec.needs else ""
+        print(f"\n{spec.name}: {spec.uses}, {count} instance{'s' if count != 1 else ''}{needs}")
+        rows = instances(spec, TABLE_ROWS)
+        width = max((len(r["id"]) for r in rows), default=0)
+        for row in rows:
+            print(f"  {row['id']:<{width}}  {_params_text(row['params'])}".rstrip())
+        if count > len(rows):
+            print(f"  ... and {count - len(rows)} more")
+
+
+def _print_rich(recipe: Any, plan: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(f"[bold]{escape(recipe.name)}[/bold]  {escape(str(recipe.path or ''))}")
+    console.print(
+        f"executor [bold]{escape(plan.executor)}[/bold] ({escape(plan.reason)}), {plan.workers} workers,"
+        f" {plan.total} instance{'s' if plan.total != 1 else ''}"
+    )
+    for n, stage in enumerate(plan.stages, 1):
+        console.print(f"stage {n}: " + escape(", ".join(f"{t} ({plan.counts[t]})" for t in stage)))
+    for spec in recipe.tasks:
+        count = plan.counts[spec.name]
+        needs = f", after {', '.join(spec.needs)}" if spec.needs else ""
+        console.print()
+        console.print(
+            f"[bold]{escape(spec.name)}[/bold]: {escape(spec.uses)},"
+            f" {count} instance{'s' if count != 1 else ''}{escape(needs)}"
+        )
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        table.add_column("instance", no_wrap=True, style="cyan")
+        table.add_column("params")
+        rows = instances(spec, TABLE_ROWS)
+        for row in rows:
+            table.add_row(escape(row["id"]), escape(_params_text(row["params"])))
+        if count > len(rows):
+            table.add_row(f"... and {count - len(rows)} more", "")
+        console.print(table)

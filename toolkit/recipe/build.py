@@ -1,0 +1,367 @@
+"""From the merged table to a :class:`Recipe`: interpolation, then structural checks.
+
+Structural means everything that needs no plugin: unknown keys, types, ranges,
+durations, names, the matrix, ``needs``. Problems are gathered and raised together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import RecipeError, RecipeErrors
+from toolkit.recipe import keys as K
+from toolkit.recipe.durations import parse_duration
+from toolkit.recipe.interpolate import Ref, Resolver, parse
+from toolkit.recipe.matrix_check import check_matrix
+from toolkit.recipe.model import OutputSettings, Recipe, RunSettings, TaskSpec, default_workers
+from toolkit.recipe.problems import Locator, Problems, did_you_mean, dotted, show, type_name
+
+_MISSING = object()
+
+
+class Checker:
+    """Typed reads from tables, each bad value reported once with its key path."""
+
+    def __init__(self, problems: Problems) -> None:
+        self.p = problems
+
+    def table(self, value: Any, path: tuple, *, required: str | None = None) -> dict[str, Any] | None:
+        if value is _MISSING or value is None:
+            if required:
+                self.p.add(path, required)
+            return None
+        if not isinstance(value, dict):
+            self.p.add(path, f"must be a table, got {type_name(value)}")
+            return None
+        return value
+
+    def unknown(self, table: Mapping[str, Any], path: tuple, known: Mapping[str, Any] | tuple) -> None:
+        for key in table:
+            if key not in known:
+                hint = did_you_mean(key, known) or f" (known keys: {', '.join(known)})"
+                self.p.add((*path, key), f"unknown key{hint}")
+
+    def get(self, table: Mapping[str, Any], key: str, path: tuple, check, default: Any) -> Any:
+        if key not in table:
+            return default
+        try:
+            return check(table[key])
+        except ValueError as exc:
+            self.p.add((*path, key), str(exc))
+            return default
+
+
+def integer(minimum: int):
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer >= {minimum}, got {type_name(value)} {show(value)}")
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {type_name(value)} {show(value)}")
+    return value
+
+
+def string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type_name(value)} {show(value)}")
+    return value
+
+
+def nonempty(value: Any) -> str:
+    if not string(value).strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def name(value: Any) -> str:
+    if not isinstance(value, str) or not K.NAME_RE.fullmatch(value):
+        got = f"{type_name(value)} {show(value)}" if not isinstance(value, str) else show(value)
+        raise ValueError(
+            f"must be letters, digits, '.', '_', '-' (starting with a letter or digit), got {got}"
+        )
+    return value
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be an array of strings, got {show(value)}")
+    return value
+
+
+def timeout(value: Any) -> float | None:
+    seconds = parse_duration(value)
+    return seconds or None  # 0 means no time limit
+
+
+def choice(options: tuple[str, ...]):
+    def check(value: Any) -> str:
+        if value not in options:
+            raise ValueError(
+                f"must be one of {' | '.join(options)}, got {show(value)}{did_you_mean(str(value), options)}"
+            )
+        return value
+
+    return check
+
+
+def start_method(value: Any) -> str:
+    import multiprocessing
+
+    choice(K.START_METHODS)(value)
+    if value not in multiprocessing.get_all_start_methods():
+        raise ValueError(f"start method {value!r} is not available on this platform")
+    return value
+
+
+def build_recipe(
+    data: dict[str, Any],
+    *,
+    path: Path | None,
+    display: str | None,
+    base_dir: Path,
+    locate: Locator,
+    environ: Mapping[str, str],
+) -> Recipe:
+    p = Problems(display, locate)
+    c = Checker(p)
+    data, templates = interpolate(data, environ, p)
+    c.unknown(data, (), K.TOP)
+
+    head = (
+        c.table(data.get("recipe", _MISSING), ("recipe",), required="required: a [recipe] table with a name")
+        or {}
+    )
+    c.unknown(head, ("recipe",), K.RECIPE)
+    if "name" not in head and "recipe" in data:
+        p.add(("recipe", "name"), "required: the recipe's name (letters, digits, '.', '_', '-')")
+    rname = c.get(head, "name", ("recipe",), name, "recipe")
+    description = c.get(head, "description", ("recipe",), string, "")
+    plugins = c.get(head, "plugins", ("recipe",), strings, [])
+    for i, spec in enumerate(plugins):
+        if "${" in spec:
+            p.add(("recipe", "plugins", i), "plugin names are not interpolated")
+        elif not spec.strip():
+            p.add(("recipe", "plugins", i), "must not be empty")
+        elif spec.endswith(".py") and not Path(spec).is_file():
+            p.add(("recipe", "plugins", i), f"no such plugin file: {spec}")
+
+    variables = c.table(data.get("vars", {}), ("vars",)) or {}
+    run = build_run(c, data.get("run", {}))
+    output = build_output(c, data.get("output", {}))
+    executors = {}
+    for ename, options in (c.table(data.get("executor", {}), ("executor",)) or {}).items():
+        if c.table(options, ("executor", ename)) is not None:
+            executors[ename] = options
+    schedule = build_schedule(p, data["schedule"], display) if "schedule" in data else None
+    tasks = build_tasks(c, data.get("task", _MISSING), run, templates)
+
+    p.raise_if_any()
+    return Recipe(
+        name=rname,
+        description=description,
+        path=path,
+        base_dir=base_dir,
+        plugins=tuple(plugins),
+        vars=variables,
+        run=run,
+        output=output,
+        executors=executors,
+        schedule=schedule,
+        tasks=tasks,
+    )
+
+
+def interpolate(data: dict[str, Any], environ: Mapping[str, str], p: Problems) -> tuple[dict, dict]:
+    """Resolve references everywhere; return the table and, per task position, the
+    paths in its params of strings that keep ``${matrix.NAME}``."""
+    head = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
+    variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
+    resolver = Resolver(variables, head, environ, p.add)
+    out: dict[str, Any] = {}
+    templates: dict[int, list[tuple]] = {}
+    for key, value in data.items():
+        if key == "vars" and isinstance(value, dict):
+            out[key] = resolver.resolve_vars()
+        elif key == "recipe" and isinstance(value, dict):
+            out[key] = {k: v if k == "plugins" else resolver.resolve(v, (key, k)) for k, v in value.items()}
+        elif key == "task" and isinstance(value, list):
+            tasks = []
+            for i, task in enumerate(value):
+                if not isinstance(task, dict):
+                    tasks.append(task)
+                    continue
+                label = task.get("name") if isinstance(task.get("name"), str) else i
+                resolved = {}
+                for k, v in task.items():
+                    where = ("task", label, k)
+                    if k == "params":
+                        found: list[tuple] = []
+                        resolved[k] = resolver.resolve(v, where, templates=found)
+                        templates[i] = [t[3:] for t in found]
+                    else:
+                        resolved[k] = resolver.resolve(v, where)
+                tasks.append(resolved)
+            out[key] = tasks
+        else:
+            out[key] = resolver.resolve(value, (key,))
+    return out, templates
+
+
+def build_run(c: Checker, value: Any) -> RunSettings:
+    table = c.table(value, ("run",)) or {}
+    path = ("run",)
+    c.unknown(table, path, K.RUN)
+    return RunSettings(
+        executor=c.get(table, "executor", path, nonempty, "auto"),
+        workers=c.get(table, "workers", path, integer(1), None) or default_workers(),
+        retries=c.get(table, "retries", path, integer(0), 0),
+        timeout=c.get(table, "timeout", path, timeout, None),
+        keep_going=c.get(table, "keep_going", path, boolean, False),
+        max_tasks_per_worker=c.get(table, "max_tasks_per_worker", path, integer(0), 0),
+        start_method=c.get(table, "start_method", path, start_method, None),
+    )
+
+
+def build_output(c: Checker, value: Any) -> OutputSettings:
+    table = c.table(value, ("output",)) or {}
+    path = ("output",)
+    c.unknown(table, path, K.OUTPUT)
+    formats = c.get(table, "formats", path, strings, ["jsonl"])
+    for i, fmt in enumerate(formats):
+        if not fmt.strip():
+            c.p.add((*path, "formats", i), "must not be empty")
+    return OutputSettings(dir=c.get(table, "dir", path, nonempty, "runs"), formats=formats)
+
+
+def build_schedule(p: Problems, table: Any, display: str | None) -> Any:
+    from toolkit.schedule.spec import ScheduleSpec
+
+    try:
+        return ScheduleSpec.from_table(table, path=display, where="schedule")
+    except (RecipeError, RecipeErrors) as exc:
+        errors = exc.errors if isinstance(exc, RecipeErrors) else [exc]
+        for e in errors:  # add the line the schedule module cannot know
+            p.add(tuple(e.where.split(".")) if e.where else ("schedule",), e.problem, where=e.where)
+    except (TypeError, ValueError) as exc:
+        p.add(("schedule",), str(exc))
+    return None
+
+
+def build_tasks(
+    c: Checker, value: Any, run: RunSettings, templates: dict[int, list[tuple]]
+) -> tuple[TaskSpec, ...]:
+    p = c.p
+    if value is _MISSING:
+        p.add(("task",), "the recipe has no [[task]]: add at least one")
+        return ()
+    if not isinstance(value, list) or not value:
+        p.add(("task",), "must be an array of tables: write each task as [[task]]")
+        return ()
+    specs: list[TaskSpec] = []
+    first: dict[str, int] = {}
+    needs_of: dict[str, list[str]] = {}
+    for i, task in enumerate(value):
+        if not isinstance(task, dict):
+            p.add(("task", i), f"must be a table, got {type_name(task)}")
+            continue
+        tname = task.get("name")
+        label: Any = tname if isinstance(tname, str) and K.NAME_RE.fullmatch(tname) else i
+        path = ("task", label)
+        c.unknown(task, path, K.TASK)
+        if "name" not in task:
+            p.add(("task", i, "name"), "required: every task needs a name")
+        else:
+            c.get(task, "name", path, name, None)
+        if isinstance(tname, str) and tname in first:
+            p.add(("task", i, "name"), f"duplicate task name {tname!r} (task[{first[tname]}] has it too)")
+        elif isinstance(tname, str):
+            first[tname] = i
+        if "uses" not in task:
+            p.add((*path, "uses"), "required: the registered task to run, such as 'shell'")
+        uses = c.get(task, "uses", path, nonempty, "")
+        params = c.table(task.get("params", {}), (*path, "params"))
+        found = templates.get(i, ()) if params is not None else ()
+        params = params or {}
+        matrix = check_matrix(p, task.get("matrix", {}), (*path, "matrix"))
+        needs = c.get(task, "needs", path, strings, [])
+        if isinstance(tname, str):
+            needs_of[tname] = list(dict.fromkeys(needs))
+        try:
+            spec = TaskSpec(
+                name=tname if label != i else f"task{i}",
+                uses=uses,
+                params=params,
+                matrix=matrix,
+                needs=tuple(dict.fromkeys(needs)),
+                retries=c.get(task, "retries", path, integer(0), run.retries),
+                timeout=c.get(task, "timeout", path, timeout, run.timeout),
+                isolate=c.get(task, "isolate", path, boolean, False),
+                templates=found,
+            )
+        except (TypeError, ValueError) as exc:  # the checks above should make this unreachable
+            p.add(path, str(exc))
+            continue
+        check_matrix_refs(p, spec, path)
+        specs.append(spec)
+    check_needs(p, needs_of)
+    return tuple(specs)
+
+
+def check_matrix_refs(p: Problems, spec: TaskSpec, path: tuple) -> None:
+    known = spec.matrix_keys()
+    for where in spec.templates:
+        text = _get(spec.params, where)
+        for part in parse(text):
+            if isinstance(part, Ref) and part.kind == "matrix" and part.path[0] not in known:
+                hint = did_you_mean(part.path[0], known) or (
+                    f" (its keys: {', '.join(sorted(known))})" if known else " (the task has no matrix)"
+                )
+                p.add((*path, "params", *where), f"{part.text}: the matrix has no {part.path[0]!r}{hint}")
+
+
+def _get(value: Any, path: tuple) -> Any:
+    for part in path:
+        value = value[part]
+    return value
+
+
+def check_needs(p: Problems, needs_of: dict[str, list[str]]) -> None:
+    for tname, needs in needs_of.items():
+        for j, need in enumerate(needs):
+            if need == tname:
+                p.add(("task", tname, "needs", j), "a task cannot need itself")
+            elif need not in needs_of:
+                hint = did_you_mean(need, needs_of) or f" (tasks: {', '.join(needs_of)})"
+                p.add(("task", tname, "needs", j), f"unknown task {need!r}{hint}")
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(tname: str) -> None:
+        state[tname] = 1
+        stack.append(tname)
+        for need in needs_of.get(tname, ()):
+            if need == tname or need not in needs_of:
+                continue
+            if state.get(need) == 1:
+                cycle = [*stack[stack.index(need) :], need]
+                p.add(("task", need, "needs"), f"needs form a cycle: {' -> '.join(cycle)}")
+            elif need not in state:
+                visit(need)
+        stack.pop()
+        state[tname] = 2
+
+    for tname in needs_of:
+        if tname not in state:
+            visit(tname)
+

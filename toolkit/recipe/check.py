@@ -1,0 +1,104 @@
+"""Validation against the plugins: task names, params, executors, sinks, options."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from toolkit.recipe.problems import Locator, Problems, did_you_mean
+
+if TYPE_CHECKING:
+    from toolkit.manager import Plugins
+    from toolkit.recipe.model import Recipe
+
+_PARAM = re.compile(r"param '([^']+)'")
+
+
+def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
+    """Raise ``RecipeErrors`` naming every reference the loaded plugins cannot satisfy."""
+    registries = plugins.registries
+    display = str(recipe.path) if recipe.path is not None else None
+    p = Problems(_display(recipe), _locator(recipe) if display else None)
+    failed = _failed_note(plugins)
+
+    for spec in recipe.tasks:
+        path = ("task", spec.name)
+        if spec.uses not in registries.tasks:
+            known = registries.tasks.names()
+            hint = did_you_mean(spec.uses, known) or (
+                f" (registered: {', '.join(known)})" if 0 < len(known) <= 12 else " (see `toolkit tasks`)"
+            )
+            p.add((*path, "uses"), f"unknown task {spec.uses!r}{hint}{failed}")
+            continue
+        info = registries.tasks.get(spec.uses)
+        matrix_keys = spec.matrix_keys()
+        given = dict.fromkeys([*spec.params, *matrix_keys])
+        for problem in info.check_params(given):
+            found = _PARAM.search(problem)
+            key = found[1] if found else None
+            if key is None or "needs param" in problem:
+                where: tuple = (*path, "params")
+            elif key in spec.params:
+                where = (*path, "params", key)
+            else:
+                where = (*path, "matrix", key)
+            p.add(where, problem)
+
+    executor = recipe.run.executor
+    if executor != "auto" and executor not in registries.executors:
+        known = ["auto", *registries.executors.names()]
+        p.add(
+            ("run", "executor"),
+            f"unknown executor {executor!r}{did_you_mean(executor, known)}"
+            f" (known: {', '.join(known)}){failed}",
+        )
+    for i, fmt in enumerate(recipe.output.formats):
+        if fmt not in registries.sinks:
+            known = registries.sinks.names()
+            p.add(
+                ("output", "formats", i),
+                f"unknown result format {fmt!r}{did_you_mean(fmt, known)}"
+                f" (known: {', '.join(known)}){failed}",
+            )
+    for ename, options in recipe.executors.items():
+        if ename in registries.executors:
+            check = registries.executors.get(ename).check_options
+            for problem in (check(options) or []) if check is not None else []:
+                p.add(("executor", ename), problem)
+    p.raise_if_any()
+
+
+def _failed_note(plugins: Plugins) -> str:
+    failed = plugins.failed()
+    if not failed:
+        return ""
+    shown = "; ".join(f"plugin {i.name!r} failed to load: {i.error}" for i in failed[:3])
+    return f"; note: {shown}"
+
+
+def _display(recipe: Recipe) -> str | None:
+    if recipe.path is None:
+        return None
+    import os
+
+    try:
+        rel = os.path.relpath(recipe.path)
+    except ValueError:
+        return str(recipe.path)
+    return str(recipe.path) if rel.startswith("..") else rel
+
+
+def _locator(recipe: Recipe) -> Locator | None:
+    """Where keys were written: the recipe file is read again (it is small)."""
+    try:
+        from toolkit.recipe.loader import Sources, apply_overrides
+
+        sources = Sources()
+        data = sources.load(recipe.path, _display(recipe) or "", ())  # type: ignore[arg-type]
+        apply_overrides(data, recipe.overrides, sources)
+        return sources.locate
+    except Exception:  # a file changed or gone since: messages just lose their line
+        return None
+
+
+__all__: list[Any] = ["check_recipe"]
