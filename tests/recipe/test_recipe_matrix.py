@@ -192,6 +192,22 @@ def test_a_million_instances_count_and_iterate_in_flat_memory():
     print(f"1M: {time.perf_counter() - start:.2f}s, peak RSS grew by {grown_kb} kB")
 
 
+def test_iterating_starts_without_copying_the_axes():
+    import itertools
+    import tracemalloc
+
+    spec = task({"a": {"range": [0, 10_000_000]}, "b": {"range": [0, 10_000_000]}})
+    tracemalloc.start()
+    try:
+        first = [c for _, c in itertools.islice(spec.iter_combos(), 3)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert first == [{"a": 0, "b": 0}, {"a": 0, "b": 1}, {"a": 0, "b": 2}]
+    assert peak < 100_000
+    assert spec.count() == 10**14
+
+
 def test_index_out_of_range():
     spec = task({"x": [1, 2]})
     with pytest.raises(IndexError):

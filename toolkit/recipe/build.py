@@ -16,7 +16,7 @@ from toolkit.recipe.durations import parse_duration
 from toolkit.recipe.interpolate import Ref, Resolver, parse
 from toolkit.recipe.matrix_check import check_matrix
 from toolkit.recipe.model import OutputSettings, Recipe, RunSettings, TaskSpec, default_workers
-from toolkit.recipe.problems import Locator, Problems, did_you_mean, dotted, show, type_name
+from toolkit.recipe.problems import Locator, Problems, did_you_mean, show, type_name
 
 _MISSING = object()
 
@@ -364,4 +364,3 @@ def check_needs(p: Problems, needs_of: dict[str, list[str]]) -> None:
     for tname in needs_of:
         if tname not in state:
             visit(tname)
-

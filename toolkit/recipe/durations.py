@@ -47,4 +47,3 @@ def format_duration(seconds: float) -> str:
     if ms == int(ms):
         return f"{int(ms)}ms"
     return repr(float(seconds))
-

@@ -179,14 +179,38 @@ class Matrix:
     def iter_combos(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(index, combo)`` for every instance, in index order."""
         if self.product:
-            # with no axes, the product is the one empty combination
-            grid = itertools.product(*(range(s) for s in self.sizes))
-            for index, digits in enumerate(grid):
+            for index, digits in enumerate(self._grid()):
                 combo = self._from_digits(digits)
                 if combo is not None:
                     yield index, combo
         for offset, entry in enumerate(self.standalone):
             yield self.product + offset, dict(entry)
+
+    def _grid(self) -> Iterator[list[int]]:
+        """Every digit vector in index order (one list, updated in place).
+
+        An odometer rather than ``itertools.product``, which would first copy every
+        axis into a tuple: a million-value range must stay a range.
+        """
+        sizes = self.sizes
+        digits = [0] * len(sizes)
+        if not sizes:
+            yield digits  # no axes: the one empty combination
+            return
+        inner = range(sizes[-1])
+        while True:
+            for d in inner:
+                digits[-1] = d
+                yield digits
+            pos = len(sizes) - 2
+            while pos >= 0:
+                digits[pos] += 1
+                if digits[pos] < sizes[pos]:
+                    break
+                digits[pos] = 0
+                pos -= 1
+            if pos < 0:
+                return
 
     def keys(self) -> set[str]:
         """Every name a combination can have: the axes and the include keys."""

@@ -57,7 +57,11 @@ def _check_axis(p: Problems, axis: Any, where: tuple) -> None:
         for i, v in enumerate(axis):
             text = id_text(v)
             if text in seen:
-                same = "is listed twice" if seen[text] == v else f"looks like {show(seen[text])} in an instance id"
+                same = (
+                    "is listed twice"
+                    if seen[text] == v
+                    else f"looks like {show(seen[text])} in an instance id"
+                )
                 p.add((*where, i), f"the value {show(v)} {same}: instance ids would clash")
             seen.setdefault(text, v)
         return
