@@ -65,8 +65,8 @@ def test_every_and_all_keys():
         ({"cron": 5}, "r.toml: schedule.cron: must be a string"),
         ({"every": "7 minutes"}, "r.toml: schedule.every: '7 minutes' is not a duration"),
         ({"every": 0}, "r.toml: schedule.every: must be longer than 0s"),
-        ({"every": -3}, "r.toml: schedule.every: a duration must be a finite number >= 0"),
-        ({"every": True}, "r.toml: schedule.every: expected a duration"),
+        ({"every": -3}, "r.toml: schedule.every: must be a duration >= 0"),
+        ({"every": True}, "r.toml: schedule.every: must be a duration"),
         (
             {"cron": "@daily", "timezone": "Europe/Berln"},
             "unknown timezone 'Europe/Berln' (did you mean 'Europe/Berlin'?)",

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from toolkit.durations import parse_duration
 from toolkit.errors import RecipeError, RecipeErrors
 from toolkit.recipe import keys as K
-from toolkit.recipe.durations import parse_duration
 from toolkit.recipe.interpolate import Ref, Resolver, parse
 from toolkit.recipe.matrix_check import check_matrix
 from toolkit.recipe.model import OutputSettings, Recipe, RunSettings, TaskSpec, default_workers

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import validators as av
 
-from toolkit.recipe.durations import format_duration
+from toolkit.durations import format_duration
 from toolkit.recipe.interpolate import escape
 from toolkit.recipe.keys import NAME_RE, START_METHODS
 from toolkit.recipe.matrix import Matrix, axis_values, id_text

@@ -8,62 +8,20 @@ result. Every problem is reported at once, each naming the file and the key
 from __future__ import annotations
 
 import difflib
-import math
-import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import attrs
 from attrs import validators as av
 
+from toolkit.durations import format_duration, parse_duration
 from toolkit.errors import RecipeError, RecipeErrors
+
+__all__ = ["ScheduleSpec", "format_duration", "parse_duration"]
 
 CATCHUP_POLICIES = ("none", "latest", "all")
 OVERLAP_POLICIES = ("skip", "queue")
 KEYS = ("cron", "every", "timezone", "catchup", "max_catchup", "overlap", "jitter")
-
-_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400)}
-_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
-_PART = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)")
-_DURATION = re.compile(rf"(?:(?:{_NUMBER})\s*(?:ms|s|m|h|d)\s*)+")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``"250ms"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or a number.
-
-    Raises ``ValueError`` with a message meant for the user.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as '30s' or '5m', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            if not _DURATION.fullmatch(text):
-                raise ValueError(
-                    f"{value!r} is not a duration: use a number of seconds or units ms, s, m, h, d"
-                    " ('250ms', '30s', '5m', '1h30m')"
-                ) from None
-            # in decimal, so that "1900ms" is exactly the float 1.9
-            seconds = float(sum(Decimal(n) * _UNITS[u] for n, u in _PART.findall(text)))
-    else:
-        raise ValueError(f"expected a duration such as '30s' or '5m', got {type(value).__name__}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a duration must be a finite number >= 0, got {value!r}")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest duration string that :func:`parse_duration` reads back exactly."""
-    for unit in ("d", "h", "m", "s", "ms"):
-        n = seconds / float(_UNITS[unit])
-        if n >= 1 and n == int(n) and parse_duration(f"{int(n)}{unit}") == seconds:
-            return f"{int(n)}{unit}"
-    return repr(seconds)
 
 
 def _check_cron(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:

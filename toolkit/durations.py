@@ -1,13 +1,16 @@
-"""Durations in recipes: ``"250ms"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or seconds."""
+"""Durations in recipes and on the command line.
+
+``"250ms"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or a number of seconds.
+One parser serves the recipe (timeouts) and the scheduler (every, jitter, --grace).
+"""
 
 from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
-from toolkit.recipe.problems import type_name
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400)}
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _PART = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)")
 _DURATION = re.compile(rf"(?:(?:{_NUMBER})\s*(?:ms|s|m|h|d)\s*)+")
@@ -21,7 +24,8 @@ def parse_duration(value: object) -> float:
     Raises ``ValueError`` with a message meant for the user.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"must be a duration ({HINT}), got {type_name(value)}")
+        shown = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
+        raise ValueError(f"must be a duration ({HINT}), got {shown}")
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -29,7 +33,8 @@ def parse_duration(value: object) -> float:
         except ValueError:
             if not _DURATION.fullmatch(text):
                 raise ValueError(f"{value!r} is not a duration: use {HINT}") from None
-            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+            # in decimal, so that "1900ms" is exactly the float 1.9
+            seconds = float(sum(Decimal(n) * _UNITS[u] for n, u in _PART.findall(text)))
     else:
         seconds = float(value)
     if not math.isfinite(seconds) or seconds < 0:
@@ -38,12 +43,9 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest string that :func:`parse_duration` reads back to ``seconds``."""
-    for unit in ("d", "h", "m", "s"):
-        n = seconds / _UNITS[unit]
-        if n >= 1 and n == int(n):
+    """The shortest duration string that :func:`parse_duration` reads back exactly."""
+    for unit in ("d", "h", "m", "s", "ms"):
+        n = seconds / float(_UNITS[unit])
+        if n >= 1 and n == int(n) and parse_duration(f"{int(n)}{unit}") == seconds:
             return f"{int(n)}{unit}"
-    ms = seconds * 1000
-    if ms == int(ms):
-        return f"{int(ms)}ms"
     return repr(float(seconds))
