@@ -29,18 +29,18 @@ ENV_NO_AUTOLOAD = "TOOLKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 #: built-in plugin modules, registered first under their short names
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("tasks", "toolkit.builtin.tasks"),
-    ("executors", "toolkit.builtin.executors"),
-    ("sinks", "toolkit.builtin.sinks"),
-    ("run", "toolkit.builtin.commands.run"),
-    ("plan", "toolkit.builtin.commands.plan"),
-    ("validate", "toolkit.builtin.commands.validate"),
-    ("tasks-cmd", "toolkit.builtin.commands.tasks"),
-    ("plugins-cmd", "toolkit.builtin.commands.plugins"),
-    ("init", "toolkit.builtin.commands.init"),
-    ("runs", "toolkit.builtin.commands.runs"),
-    ("schema", "toolkit.builtin.commands.schema"),
-    ("schedule", "toolkit.builtin.commands.schedule"),
+    ("builtin.tasks", "toolkit.builtin.tasks"),
+    ("builtin.executors", "toolkit.builtin.executors"),
+    ("builtin.sinks", "toolkit.builtin.sinks"),
+    ("builtin.run", "toolkit.builtin.commands.run"),
+    ("builtin.plan", "toolkit.builtin.commands.plan"),
+    ("builtin.validate", "toolkit.builtin.commands.validate"),
+    ("builtin.tasks-command", "toolkit.builtin.commands.tasks"),
+    ("builtin.plugins-command", "toolkit.builtin.commands.plugins"),
+    ("builtin.init", "toolkit.builtin.commands.init"),
+    ("builtin.runs", "toolkit.builtin.commands.runs"),
+    ("builtin.schema", "toolkit.builtin.commands.schema"),
+    ("builtin.schedule", "toolkit.builtin.commands.schedule"),
 )
 
 
@@ -108,11 +108,18 @@ def plugin_name(spec: str) -> str:
     return Path(spec).stem if is_file_plugin(spec) else spec
 
 
-def import_file_plugin(path: str) -> object:
+#: plugin files imported in this process, by module name
+_FILE_PLUGINS: dict[str, Path] = {}
+
+
+def import_file_plugin(path: str, *, replace: bool = False) -> object:
     """Import a plugin file as a top-level module named after its stem.
 
     Its folder is put on ``sys.path`` so that the file can import its neighbours, and
-    so that workers (under any start method) import it under the same name.
+    so that workers (under any start method) import it under the same name. A module
+    of that name imported from elsewhere is a conflict, unless it is a plugin file that
+    an earlier plugin manager of this process loaded and ``replace`` is true (``toolkit
+    validate`` of two recipes that each have a ``tasks.py``).
     """
     file = Path(path).resolve()
     name = file.stem
@@ -120,7 +127,10 @@ def import_file_plugin(path: str) -> object:
     if existing is not None:
         if Path(getattr(existing, "__file__", "") or "").resolve() == file:
             return existing
-        raise PluginLoadError(name, f"a module named {name!r} is already imported from {existing.__file__}")
+        if not (replace and _FILE_PLUGINS.get(name) is not None):
+            raise PluginLoadError(
+                name, f"a module named {name!r} is already imported from {existing.__file__}"
+            )
     if not file.is_file():
         raise PluginLoadError(name, f"no such file: {file}")
     folder = str(file.parent)
@@ -133,13 +143,19 @@ def import_file_plugin(path: str) -> object:
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[name]
+        if existing is not None:
+            sys.modules[name] = existing
+        else:
+            del sys.modules[name]
         raise
+    _FILE_PLUGINS[name] = file
     return module
 
 
-def import_plugin(spec: str) -> object:
-    return import_file_plugin(spec) if is_file_plugin(spec) else importlib.import_module(spec)
+def import_plugin(spec: str, *, replace: bool = False) -> object:
+    if is_file_plugin(spec):
+        return import_file_plugin(spec, replace=replace)
+    return importlib.import_module(spec)
 
 
 def _describe(exc: BaseException) -> str:
@@ -175,8 +191,11 @@ class Plugins:
         """Register one plugin object; a bad one is recorded as failed, not raised."""
         if self.pm.is_blocked(info.name):
             return
-        if self.pm.has_plugin(info.name) or self.pm.is_registered(plugin):
+        if self.pm.is_registered(plugin):
             return  # the same plugin found twice (a symlinked site-packages): keep the first
+        if self.pm.has_plugin(info.name):
+            self._fail(info, PluginLoadError(info.name, "another plugin of that name is already loaded"))
+            return
         try:
             self.pm.register(plugin, info.name)
             unknown = [
@@ -200,7 +219,7 @@ class Plugins:
         if self.pm.is_blocked(name):
             return
         try:
-            module = import_plugin(spec)
+            module = import_plugin(spec, replace=not self.pm.has_plugin(name))
         except PluginLoadError as exc:
             self._fail(info, exc)
             return

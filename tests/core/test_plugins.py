@@ -234,3 +234,32 @@ def test_hook_toolkit_add_commands(toolkit_pm, register_plugin, capsys):
     assert isinstance(parser, argparse.ArgumentParser)
     assert args.handler(args) == 0
     assert "hello from a plugin" in capsys.readouterr().out
+
+
+def test_recipes_with_a_tasks_py_each_validate_and_run(tmp_path):
+    """``tasks.py`` is the natural name for a task module: it must not clash with the
+    built-ins, nor with another recipe's ``tasks.py`` in the same command."""
+    recipes = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "tasks.py").write_text(
+            "import toolkit\n"
+            f"def {name}() -> str:\n    return {name!r}\n"
+            "@toolkit.hookimpl\ndef toolkit_register_tasks(registry):\n"
+            f"    registry.add({name}, name='{name}.go')\n"
+        )
+        recipe = folder / "recipe.toml"
+        recipe.write_text(f'[recipe]\nname = "{name}"\nplugins = ["tasks.py"]\n[[task]]\nname = "go"\nuses = "{name}.go"\n')
+        recipes.append(recipe)
+    out = toolkit_cli("validate", *map(str, recipes))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"{recipes[0]}: ok", f"{recipes[1]}: ok"]
+    run = toolkit_cli("run", str(recipes[1]), "--output", str(tmp_path / "runs"))
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_plugin_file_named_like_an_imported_module_is_refused(tmp_path):
+    (tmp_path / "json.py").write_text("raise SystemExit('must not run')\n")
+    plugins = make_plugin_manager(LoadSpec(autoload=False, options=(str(tmp_path / "json.py"),)), warn=False)
+    assert "a module named 'json' is already imported" in plugins.info("json").error

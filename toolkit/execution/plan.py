@@ -74,7 +74,7 @@ def make_plan(recipe: Recipe, plugins: Plugins | None = None, *, executor: str |
     if plugins is not None:
         # firstresult by hand, to know who decided: the built-in choice is trylast
         for impl in reversed(plugins.hook.toolkit_choose_executor.get_hookimpls()):
-            if impl.plugin_name == "executors":
+            if impl.plugin_name == "builtin.executors":
                 break
             chosen = impl.function(**{a: {"recipe": recipe, "plan": plan}[a] for a in impl.argnames})
             if chosen:

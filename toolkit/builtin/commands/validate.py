@@ -26,11 +26,18 @@ def validate_command(args) -> int:
 
     from toolkit.api import prepare
     from toolkit.errors import ExitCode, ToolkitError
+    from toolkit.manager import Plugins
 
     code = ExitCode.OK
-    for given in args.recipes:
+    for n, given in enumerate(args.recipes):
+        # each recipe gets plugins of its own: two recipes may each have a tasks.py
+        plugins = (
+            args.plugin_manager
+            if n == 0
+            else Plugins(args.plugin_manager.load.with_recipe(()), warn=False).load_all()
+        )
         try:
-            recipe, _ = prepare(given, overrides=args.overrides, plugins=args.plugin_manager)
+            recipe, _ = prepare(given, overrides=args.overrides, plugins=plugins)
         except ToolkitError as exc:
             if args.verbose:
                 traceback.print_exc()
