@@ -250,7 +250,9 @@ def test_recipes_with_a_tasks_py_each_validate_and_run(tmp_path):
             f"    registry.add({name}, name='{name}.go')\n"
         )
         recipe = folder / "recipe.toml"
-        recipe.write_text(f'[recipe]\nname = "{name}"\nplugins = ["tasks.py"]\n[[task]]\nname = "go"\nuses = "{name}.go"\n')
+        recipe.write_text(
+            f'[recipe]\nname = "{name}"\nplugins = ["tasks.py"]\n[[task]]\nname = "go"\nuses = "{name}.go"\n'
+        )
         recipes.append(recipe)
     out = toolkit_cli("validate", *map(str, recipes))
     assert out.returncode == 0, out.stderr
