@@ -20,7 +20,7 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = PYPROJECT["dependency-groups"]["test"]
 LINT_DEPS = PYPROJECT["dependency-groups"]["lint"]
-COVERAGE_FLOOR = "80"
+COVERAGE_FLOOR = "85"
 
 
 def _pyenv_pythons() -> None:
