@@ -119,7 +119,11 @@ class ExecutorContext:
 
 
 class Executor(Protocol):
-    """What the scheduler calls. All methods run in the main process."""
+    """What the scheduler calls. All methods run in the main process.
+
+    An executor may also have an attribute ``max_batch``: 1 asks the scheduler for
+    batches of one instance each (the ``process`` executor: one process per instance);
+    absent or 0, the scheduler sizes batches itself."""
 
     def start(self) -> None:
         """Start workers (or connect to them)."""

@@ -9,16 +9,32 @@ import sys
 import threading
 import time
 
+_prctl: list = []
+
+
+def _load_prctl() -> None:
+    """Find libc's ``prctl`` once, at import: workers forked (or forked by the fork
+    server) after that inherit it instead of loading ctypes and libc each."""
+    if not _prctl and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+        except Exception:  # pragma: no cover - die_with_parent falls back to polling
+            _prctl.append(None)
+
+
+_load_prctl()
+
 
 def die_with_parent() -> None:
     """Make this process exit when its parent dies (a SIGKILLed ``toolkit run``)."""
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
+            _load_prctl()
+            prctl = _prctl[0]
             PR_SET_PDEATHSIG = 1
-            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if prctl is not None and prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
                 if os.getppid() == 1:  # the parent died before prctl took effect
                     os._exit(1)
                 return

@@ -27,6 +27,8 @@ from toolkit.records import FAILED_STATUSES, Instance, instance_key
 #: a batch should keep a worker busy about this long once task durations are known
 TARGET_BATCH_SECONDS = 0.05
 MAX_BATCH = 20_000
+#: batches at least this long are not queued ahead in a worker (see Scheduler._long)
+LONG_BATCH_SECONDS = 0.1
 POLL_SECONDS = 0.05
 
 
@@ -131,6 +133,8 @@ class Scheduler:
         self.reporter = reporter
         self.grace = grace
         self.isolate_all = isolate_all
+        # an executor that runs one process per instance says so (Executor.max_batch)
+        self.one_per_batch = getattr(executor, "max_batch", 0) == 1
         self.keep_going = recipe.run.keep_going
         self.states: list[TaskState] = []
         by_name: dict[str, TaskState] = {}
@@ -374,7 +378,7 @@ class Scheduler:
 
     # -- dispatch ----------------------------------------------------------------
     def _batch_size(self, state: TaskState) -> int:
-        if state.spec.isolate or self.isolate_all:
+        if state.spec.isolate or self.isolate_all or self.one_per_batch:
             return 1
         remaining = state.total - state.settled
         spread = max(1, remaining // (self.workers * 4))
@@ -425,10 +429,20 @@ class Scheduler:
             if not state.started or state.done or not state.pending:
                 continue
             while self.executor.capacity() > 0:
-                taken = self._take(state, self._batch_size(state))
+                size = self._batch_size(state)
+                if self._long(state, size) and len(self.sent) >= self.workers:
+                    break
+                taken = self._take(state, size)
                 if taken is None:
                     break
                 self._submit(state, *taken)
+
+    def _long(self, state: TaskState, size: int) -> bool:
+        """Whether a batch of ``size`` instances of ``state`` takes long enough that
+        giving a worker its next batch ahead of time gains nothing; it would only let the
+        other workers run dry at the end while one still holds two (Pool's shared queue
+        has no such tail), so such batches go out one per worker, as workers free up."""
+        return state.per_item is not None and state.per_item * size >= LONG_BATCH_SECONDS
 
     def _finished(self) -> bool:
         if self.sent:

@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.execution.api import Batch, TaskRuntime, WorkerSetup
-from toolkit.records import instance_key, utc_iso
+from toolkit.records import json_encoder, key_maker, utc_iso
 
 #: flush records to the collector after this many, or this many seconds
 FLUSH_RECORDS = 2048
 FLUSH_SECONDS = 0.1
+#: a record's ``peak_rss_mib`` is read after its instance, except that instances shorter
+#: than this share one reading taken at most this many seconds before they finished (a
+#: syscall per instance was a fifth of the cost of a tiny task; a worker cannot touch
+#: more than a few MiB of new memory in a millisecond)
+RSS_EVERY = 0.001
 
 try:
     import resource
@@ -55,7 +60,8 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
+_encode = json_encoder(default=_json_default)
+_encode_str = json.encoder.encode_basestring  # what _encode does to a str, minus the call
 
 
 def safe_name(instance_id: str) -> str:
@@ -162,13 +168,55 @@ class TaskContext:
         return f"TaskContext(instance={self.instance!r}, attempt={self.attempt})"
 
 
+#: tasks already loaded in this process, by their pickled form: a worker forked from a
+#: process that loaded them (the supervisor does, before it forks) finds them here
+_loaded: dict[bytes, tuple[TaskRuntime, ...]] = {}
+
+
 def load_setup(setup: WorkerSetup) -> tuple[TaskRuntime, ...]:
     """Import the plugin files, then the task functions by name."""
+    tasks = _loaded.get(setup.tasks_blob)
+    if tasks is not None:
+        return tasks
     from toolkit.manager import import_file_plugin
 
     for path in setup.files:
         import_file_plugin(path)
-    return pickle.loads(setup.tasks_blob)
+    tasks = _loaded[setup.tasks_blob] = pickle.loads(setup.tasks_blob)
+    return tasks
+
+
+def instances_of(spec: Any, indices: Any) -> Any:
+    """``(position, index, params, instance id)`` for each of ``indices`` of a task, in
+    order; an index the matrix excludes gives ``(position, index, None, None)``.
+
+    A task spec with an ``instances(indices)`` method of that shape (a faster expansion
+    of a whole batch) is used as it is; otherwise ``combo``, ``params_for`` and
+    ``instance_id`` are called per index."""
+    fast = getattr(spec, "instances", None)
+    if fast is not None:
+        return fast(indices)
+    return _instances(spec, indices)
+
+
+def _instances(spec: Any, indices: Any) -> Any:
+    combo_of, params_for, id_of = spec.combo, spec.params_for, spec.instance_id
+    for position, index in enumerate(indices):
+        combo = combo_of(index)
+        if combo is None:
+            yield position, index, None, None
+        else:
+            yield position, index, params_for(combo), id_of(combo)
+
+
+_host: list[str] = []
+
+
+def _hostname() -> str:
+    """This machine's name, asked once per process tree (forked workers inherit it)."""
+    if not _host:
+        _host.append(socket.gethostname())
+    return _host[0]
 
 
 class BatchRunner:
@@ -179,9 +227,19 @@ class BatchRunner:
         self.setup = setup
         self.tasks = tasks
         self.slot = slot
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = f"{_hostname()}:{os.getpid()}"
         self.logs = Path(setup.run_dir) / "logs" if setup.run_dir else None
         self.instances_run = 0
+        self._per_task: dict[int, tuple[Any, str]] = {}
+
+    def _task_consts(self, task: int) -> tuple[Any, str]:
+        """(key maker, the start of an ok record's line up to its instance) of a task."""
+        consts = self._per_task.get(task)
+        if consts is None:
+            rt = self.tasks[task]
+            head = '{"task": ' + _encode_str(rt.spec.name) + ', "instance": '
+            consts = self._per_task[task] = (key_maker(rt.spec.name, rt.spec.uses, rt.version), head)
+        return consts
 
     def _write_log(self, instance: str, text: str) -> None:
         if self.logs is None or not text:
@@ -194,35 +252,47 @@ class BatchRunner:
         """Run ``batch``; ``emit(("rec", batch_id, consumed, n, lines, bad, final, elapsed))``.
 
         Stops early after ``limit`` instances (0: no limit); returns positions consumed.
+
+        This loop is the per-instance cost of every executor, so it is written for speed:
+        an ok record's line is formatted directly, byte for byte what ``encode_record``
+        makes of ``make_record(...)`` (which every other record still goes through; see
+        tests/core/test_worker_encoding.py), with the per-task parts encoded once.
         """
         rt = self.tasks[batch.task]
         spec = rt.spec
         func = rt.func
-        name, uses, version = spec.name, spec.uses, rt.version
+        name = spec.name
+        key_of, head = self._task_consts(batch.task)
         retries = spec.retries
         capture = self.setup.capture
         slot = self.slot
         inputs = batch.inputs
+        takes_ctx, takes_inputs = rt.takes_ctx, rt.takes_inputs
         lines: list[str] = []
         bad: list[tuple[int, str]] = []
         n = 0
         consumed = 0
-        t_batch = time.monotonic()
-        last_flush = time.time()
+        monotonic, now = time.monotonic, time.time
+        t_batch = monotonic()
+        last_flush = now()
         worker = self.worker
-        combo_of, params_for, id_of = spec.combo, spec.params_for, spec.instance_id
-        for position, index in enumerate(batch.indices):
-            combo = combo_of(index)
-            if combo is None:  # excluded from the matrix
+        worker_js = _encode_str(worker)
+        encode, encode_str = _encode, _encode_str
+        rss_now = peak_rss_mib
+        peak, peak_at = 0.0, -1.0
+        day_sec, day_text = -1, ""  # the last whole second formatted, for utc_iso's work inline
+        StringIO = io.StringIO
+        batch_id = float(batch.id)
+        total = len(batch.indices)
+        for position, index, params, iid in instances_of(spec, batch.indices):
+            if params is None:  # excluded from the matrix
                 consumed = position + 1
                 continue
-            params = params_for(combo)
-            iid = id_of(combo)
-            key = instance_key(name, uses, version, params)
+            key = key_of(params)
             kwargs = params
-            if rt.takes_inputs or rt.takes_ctx:
+            if takes_inputs or takes_ctx:
                 kwargs = dict(params)
-                if rt.takes_inputs:
+                if takes_inputs:
                     kwargs["inputs"] = inputs if inputs is not None else []
             attempt = batch.attempt
             log_parts: list[str] = []
@@ -230,24 +300,24 @@ class BatchRunner:
                 if slot is not None:
                     slot[1] = position
                     slot[2] = attempt
-                    slot[3] = time.monotonic()
-                    slot[0] = batch.id
-                if rt.takes_ctx:
+                    slot[3] = monotonic()
+                    slot[0] = batch_id
+                if takes_ctx:
                     kwargs["ctx"] = TaskContext(iid, attempt, self.setup.run_dir, key)
                 error = None
                 value = None
                 if capture:
-                    out = io.StringIO()
+                    out = StringIO()
                     saved = sys.stdout, sys.stderr
                     sys.stdout = sys.stderr = out
-                started = time.time()
+                started = now()
                 try:
                     value = func(**kwargs)
                     status = "ok"
                 except BaseException as exc:  # a task's SystemExit is its failure too
                     status = "failed"
                     error = error_dict(exc)
-                finished = time.time()
+                finished = now()
                 if capture:
                     sys.stdout, sys.stderr = saved
                     text = out.getvalue()
@@ -263,37 +333,65 @@ class BatchRunner:
                 attempt += 1
             if slot is not None:
                 slot[0] = -1.0
-            record = make_record(
-                task=name,
-                instance=iid,
-                key=key,
-                params=params,
-                status=status,
-                value=value,
-                error=error,
-                attempts=attempt,
-                started=started,
-                finished=finished,
-                worker=worker,
-                peak_rss=peak_rss_mib(),
-            )
-            line, status = encode_record(record)
-            if status != "ok":
-                bad.append((index, status))
+            if finished - peak_at >= RSS_EVERY or finished - started >= RSS_EVERY:
+                peak, peak_at = rss_now(), finished
+            line = None
+            if status == "ok":
+                # utc_iso(started) and utc_iso(finished), the same text, inline
+                sec_s = int(started)
+                if sec_s != day_sec:
+                    day_sec, day_text = sec_s, utc_iso(sec_s)[:-8]
+                iso_s = f"{day_text}.{int((started - sec_s) * 1_000_000):06d}Z"
+                sec_f = int(finished)
+                if sec_f != day_sec:
+                    day_sec, day_text = sec_f, utc_iso(sec_f)[:-8]
+                iso_f = f"{day_text}.{int((finished - sec_f) * 1_000_000):06d}Z"
+                try:
+                    kind = type(value)  # the JSON of an int is its repr, of a str encode_str's
+                    value_js = (
+                        repr(value) if kind is int else encode_str(value) if kind is str else encode(value)
+                    )
+                    line = (
+                        f'{head}{encode_str(iid)}, "key": "{key}", "params": {encode(params)}, '
+                        f'"status": "ok", "value": {value_js}, "error": null, "attempts": {attempt}, '
+                        f'"started": "{iso_s}", "finished": "{iso_f}", '
+                        f'"duration_s": {round(finished - started, 6)!r}, "worker": {worker_js}, '
+                        f'"peak_rss_mib": {peak!r}}}'
+                    )
+                except (TypeError, ValueError):
+                    line = None  # the general path below makes it a failed record
+            if line is None:
+                record = make_record(
+                    task=name,
+                    instance=iid,
+                    key=key,
+                    params=params,
+                    status=status,
+                    value=value,
+                    error=error,
+                    attempts=attempt,
+                    started=started,
+                    finished=finished,
+                    worker=worker,
+                    peak_rss=peak,
+                )
+                line, status = encode_record(record)
+                if status != "ok":
+                    bad.append((index, status))
             if log_parts:
                 self._write_log(iid, "".join(log_parts))
             lines.append(line)
             n += 1
             consumed = position + 1
             self.instances_run += 1
-            if limit and self.instances_run >= limit and consumed < len(batch.indices):
+            if limit and self.instances_run >= limit and consumed < total:
                 break
             if n >= FLUSH_RECORDS or finished - last_flush > FLUSH_SECONDS:
                 emit(("rec", batch.id, consumed, n, _join(lines), tuple(bad), False, 0.0))
                 lines, bad, n = [], [], 0
                 last_flush = finished
-        final = consumed >= len(batch.indices)
-        emit(("rec", batch.id, consumed, n, _join(lines), tuple(bad), final, time.monotonic() - t_batch))
+        final = consumed >= total
+        emit(("rec", batch.id, consumed, n, _join(lines), tuple(bad), final, monotonic() - t_batch))
         return consumed
 
 
