@@ -92,5 +92,6 @@ def bench(session: nox.Session) -> None:
         session.install(str(folder.parent))
     if not shutil.which("parallel"):
         session.log("GNU parallel is missing; trying apt-get")
+        session.run("apt-get", "update", "-q", external=True, success_codes=[0, 100])
         session.run("apt-get", "install", "-y", "-q", "parallel", external=True, success_codes=[0, 100])
     session.run("python", "benchmarks/run.py", *session.posargs)
