@@ -152,3 +152,59 @@ def test_hook_toolkit_register_executors(toolkit_pm, register_plugin, tmp_path):
     assert made == [{"label": "x"}, "shutdown"]
     total = next(r for r in result.records() if r["task"] == "total")
     assert total["value"]["total"] == 1 + 4 + 9
+
+
+def test_an_executor_that_says_how_many_workers_it_has_gets_batches_for_them(
+    toolkit_pm, register_plugin, tmp_path
+):
+    """A cluster knows its size only once connected; the scheduler spreads the work over
+    the executor's ``workers``, not over ``run.workers``."""
+    sizes = []
+
+    def factory(context):
+        from toolkit.execution.api import Records
+        from toolkit.execution.worker import BatchRunner, load_setup
+
+        class Wide:
+            workers = 0  # not known before start
+
+            def __init__(self):
+                self.events = []
+
+            def start(self):
+                self.runner = BatchRunner(context.setup, load_setup(context.setup))
+                self.workers = 3
+
+            def capacity(self):
+                return 1
+
+            def submit(self, batch):
+                sizes.append(len(batch.indices))
+                self.runner.run(batch, lambda msg: self.events.append(Records(*msg[1:])))
+
+            def poll(self, timeout):
+                events, self.events = self.events, []
+                return events
+
+            def shutdown(self, kill=False):
+                pass
+
+        return Wide()
+
+    class WidePlugin:
+        @toolkit.hookimpl
+        def toolkit_register_executors(self, registry):
+            registry.add("wide", factory)
+
+    register_plugin(WidePlugin(), "wide")
+    data = {
+        "recipe": {"name": "wide", "plugins": ["toolkit.conformance"]},
+        "run": {"workers": 1, "executor": "wide"},
+        "task": [{"name": "sq", "uses": "conformance.square", "matrix": {"x": list(range(48))}}],
+    }
+    recipe, plugins = prepare(data, plugins=toolkit_pm)
+    result = execute(recipe, plugins, output=tmp_path)
+    assert result.status == "succeeded"
+    assert sum(sizes) == 48
+    assert sizes[:3] == [1, 1, 1]  # one single-instance probe per worker
+    assert max(sizes) <= 48 // (3 * 4)  # about four batches per worker, not per run.workers

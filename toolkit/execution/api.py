@@ -123,7 +123,9 @@ class Executor(Protocol):
 
     An executor may also have an attribute ``max_batch``: 1 asks the scheduler for
     batches of one instance each (the ``process`` executor: one process per instance);
-    absent or 0, the scheduler sizes batches itself."""
+    absent or 0, the scheduler sizes batches itself. An attribute ``workers`` says how many
+    batches it runs at once (a cluster's threads, which may change); absent, the scheduler
+    uses ``run.workers``."""
 
     def start(self) -> None:
         """Start workers (or connect to them)."""

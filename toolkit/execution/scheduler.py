@@ -127,7 +127,7 @@ class Scheduler:
     ) -> None:
         self.recipe = recipe
         self.executor = executor
-        self.workers = max(1, workers)
+        self._workers = max(1, workers)
         self.write = write
         self.plugins = plugins
         self.reporter = reporter
@@ -160,6 +160,13 @@ class Scheduler:
         self.worker_error: str | None = None
         self.hook_start = plugins is not None and plugins.has_impls("toolkit_task_start")
         self.hook_finish = plugins is not None and plugins.has_impls("toolkit_task_finish")
+
+    @property
+    def workers(self) -> int:
+        """How many batches run at once: the executor's ``workers`` when it says (a Dask
+        cluster's threads, known once connected), else ``run.workers``."""
+        n = getattr(self.executor, "workers", None)
+        return n if isinstance(n, int) and n > 0 else self._workers
 
     # -- readiness ---------------------------------------------------------------
     def _needs_state(self, state: TaskState) -> str:

@@ -183,9 +183,8 @@ class DaskExecutor:
     # -- the executor interface ----------------------------------------------
     @property
     def workers(self) -> int:
-        """How many batches the cluster runs at once (its threads), known once started.
-        The scheduler spreads batches over ``run.workers``; with an address, this is
-        the number it should use instead."""
+        """How many batches the cluster runs at once: its threads, known once started
+        and followed as workers come and go. The scheduler sizes batches by it."""
         return self.threads
 
     def capacity(self) -> int:
