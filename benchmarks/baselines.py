@@ -220,21 +220,46 @@ def transport(kind, n, out_dir, start_method):
     )
 
 
+# -- case 8: dask, a fresh script against a running cluster --------------------------
+
+
+def dask_map(address, loops, n):
+    """What a user's own script does: import, connect, map + gather, disconnect."""
+    t0 = time.perf_counter()
+    from distributed import Client
+
+    t1 = time.perf_counter()
+    client = Client(address, set_as_default=False)
+    t2 = time.perf_counter()
+    if loops:
+        got = client.gather(client.map(burn, [loops] * n, pure=False))
+        check = len(got) == n
+    else:
+        got = client.gather(client.map(square, range(n), pure=False))
+        check = sum(got) == sum_of_squares(n)
+    t3 = time.perf_counter()
+    client.close()
+    return dict(import_s=t1 - t0, startup_s=t2 - t1, run_s=t3 - t2, check=check)
+
+
 def main():
     import argparse
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["tiny", "processes", "cpu", "transport"])
+    ap.add_argument("case", choices=["tiny", "processes", "cpu", "transport", "dask"])
     ap.add_argument("method", nargs="?", default="")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--loops", type=int, default=0)
     ap.add_argument("--start-method", default="fork")
     ap.add_argument("--out-dir", default=".")
+    ap.add_argument("--address", default="")
     args = ap.parse_args()
     if args.case == "tiny":
         res = tiny(args.method, args.n, args.start_method)
     elif args.case == "processes":
         res = processes(args.start_method, args.n)
+    elif args.case == "dask":
+        res = dask_map(args.address, args.loops, args.n)
     elif args.case == "cpu":
         res = cpu_pool(args.loops, args.n, args.start_method)
     else:
