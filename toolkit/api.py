@@ -15,7 +15,6 @@ import attrs
 
 from toolkit.errors import ExitCode, UsageError
 from toolkit.manager import LoadSpec, Plugins, make_plugin_manager
-from toolkit.store.rundir import RunDir, RunInfo, Summary, find_run, read_records
 
 RecipeSource = str | os.PathLike | Mapping[str, Any]
 
@@ -39,6 +38,8 @@ class RunResult:
         }[self.status]
 
     def records(self) -> list[dict[str, Any]]:
+        from toolkit.store.rundir import read_records
+
         return list(read_records(self.run_dir / "results.jsonl"))
 
 
@@ -123,6 +124,7 @@ def execute(
     from toolkit.execution.scheduler import Scheduler
     from toolkit.store.manifest import finish_manifest, start_manifest, to_write
     from toolkit.store.resume import check_resumable, plan_resume, recipe_digest, task_digests
+    from toolkit.store.rundir import RunDir, RunInfo, Summary, find_run
     from toolkit.store.sinks import Collector
 
     if workers is not None:
@@ -287,4 +289,6 @@ def run(
 
 
 def iter_records(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    from toolkit.store.rundir import read_records
+
     return read_records(Path(run_dir) / "results.jsonl")

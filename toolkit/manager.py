@@ -3,25 +3,30 @@
 There is no global plugin manager. :func:`make_plugin_manager` builds one per
 command from a :class:`LoadSpec`, a small frozen description that can also be sent
 to a worker, which then imports the same plugin modules by name.
+
+Importing this module is cheap: workers import it for :func:`import_file_plugin`, and
+every start of the command line for the rest. Installed plugins are found without
+importing ``importlib.metadata`` (see :func:`entry_points`), the classes here are plain
+(no attrs), and pluggy, the hook specifications and the registries are imported when
+a plugin manager is built.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
-import traceback
-from collections.abc import Iterable
-from importlib import metadata
-from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import attrs
-import pluggy
-
-from toolkit import hookspecs
 from toolkit.errors import PluginLoadError, ToolkitError
-from toolkit.registry import Registries
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    import pluggy
+
+    from toolkit.registry import Registries
 
 ENTRY_POINT_GROUP = "toolkit.plugins"
 ENV_PLUGINS = "TOOLKIT_PLUGINS"
@@ -48,8 +53,7 @@ def _split_env(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (value or "").split(",") if p.strip())
 
 
-@attrs.frozen(kw_only=True)
-class LoadSpec:
+class LoadSpec(NamedTuple):
     """Which plugins to load, in order. Picklable: workers rebuild from it.
 
     ``options`` come from ``-p``, ``env`` from ``TOOLKIT_PLUGINS`` and ``recipe``
@@ -57,10 +61,10 @@ class LoadSpec:
     """
 
     autoload: bool = True
-    options: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    env: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    recipe: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    blocked: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    options: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    recipe: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = ()
 
     @classmethod
     def from_environment(cls, options: Iterable[str] = (), environ: dict[str, str] | None = None) -> LoadSpec:
@@ -74,42 +78,232 @@ class LoadSpec:
                 loads.append(value)
         return cls(
             autoload=environ.get(ENV_NO_AUTOLOAD, "") in ("", "0"),
-            options=loads,
+            options=tuple(loads),
             env=_split_env(environ.get(ENV_PLUGINS)),
-            blocked=blocked,
+            blocked=tuple(blocked),
         )
 
     def with_recipe(self, plugins: Iterable[str]) -> LoadSpec:
-        return attrs.evolve(self, recipe=tuple(plugins))
+        return self._replace(recipe=tuple(plugins))
 
     def file_plugins(self) -> tuple[str, ...]:
         """The ``.py`` files among the loads: workers import them before any task."""
         return tuple(p for p in (*self.options, *self.env, *self.recipe) if is_file_plugin(p))
 
 
-@attrs.define
 class PluginInfo:
     """What ``toolkit plugins`` shows about one plugin."""
 
-    name: str
-    source: str  # builtin | entry point | -p | TOOLKIT_PLUGINS | recipe
-    version: str | None = None
-    module: str | None = None
-    hooks: list[str] = attrs.field(factory=list)
-    error: str | None = None
+    __slots__ = ("error", "hooks", "module", "name", "source", "version")
+
+    def __init__(
+        self,
+        name: str,
+        source: str,  # builtin | entry point | -p | TOOLKIT_PLUGINS | recipe
+        version: str | None = None,
+        module: str | None = None,
+        hooks: list[str] | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.version = version
+        self.module = module
+        self.hooks: list[str] = [] if hooks is None else hooks
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"PluginInfo(name={self.name!r}, source={self.source!r}, error={self.error!r})"
+
+
+# -- installed plugins: entry points -------------------------------------------
+#
+# ``importlib.metadata`` costs ~15 ms to import (email, zipfile, ...), on every start of
+# the command line. Finding the entry points of one group only takes reading the
+# ``entry_points.txt`` of the distributions on ``sys.path``, in importlib.metadata's
+# order and with its rule that the first distribution of a name wins. Anything this
+# does not handle (a zip or egg on ``sys.path``, another finder of distributions, an
+# ``entry_points.txt`` it cannot read) falls back to ``importlib.metadata`` itself.
+
+#: ``module``, ``module:attr.attr``, with optional ``[extras]`` (importlib.metadata's)
+_ENTRY_POINT_VALUE = r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
+_INFO_SUFFIXES = (".dist-info", ".egg-info")
+
+
+class _Unusual(Exception):
+    """Something the scan leaves to ``importlib.metadata``."""
+
+
+class EntryPoint:
+    """An entry point: ``name = value`` of a group, and the version of its distribution."""
+
+    __slots__ = ("_folder", "_version", "group", "name", "value")
+
+    def __init__(
+        self, name: str, value: str, group: str, folder: str | None = None, version: str | None = None
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.group = group
+        self._folder = folder
+        self._version = version
+
+    def __repr__(self) -> str:
+        return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
+
+    @property
+    def version(self) -> str | None:
+        """The ``Version`` of the distribution's metadata (read when asked)."""
+        if self._folder is not None:
+            self._version = _metadata_version(self._folder)
+            self._folder = None
+        return self._version
+
+    def load(self) -> Any:
+        """Import the module and return it, or the attribute the value names."""
+        import re
+
+        match = re.match(_ENTRY_POINT_VALUE, self.value)
+        if match is None:
+            raise ValueError(f"entry point {self.name!r}: {self.value!r} is not 'module' or 'module:attr'")
+        target = importlib.import_module(match.group("module"))
+        for attr in filter(None, (match.group("attr") or "").split(".")):
+            target = getattr(target, attr)
+        return target
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Unusual from exc
+
+
+def _metadata_version(folder: str) -> str | None:
+    """The ``Version:`` header of a distribution's METADATA (PKG-INFO for egg-info, or
+    the file itself for an egg-info file), as importlib.metadata reads it."""
+    for path in (os.path.join(folder, "METADATA"), os.path.join(folder, "PKG-INFO"), folder):
+        try:
+            with open(path, encoding="utf-8") as f:
+                empty = True
+                for line in f:
+                    empty = False
+                    if not line.rstrip("\r\n"):
+                        break  # the end of the headers
+                    if line[:8].lower() == "version:":
+                        return line[8:].lstrip(" \t").rstrip("\r\n")
+                if not empty:
+                    return None
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def _normalized(name: str) -> str:
+    """``re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")``, importlib.metadata's
+    normalized distribution name, without compiling a pattern."""
+    name = name.lower().replace("-", "_").replace(".", "_")
+    while "__" in name:
+        name = name.replace("__", "_")
+    return name
+
+
+def distribution_folders() -> Iterator[str]:
+    """The metadata folders of the distributions on ``sys.path``, in importlib.metadata's
+    order (``sys.path`` order, then each folder's listing), the first of each name only.
+
+    Raises ``_Unusual`` for what only importlib.metadata knows how to read."""
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if finder is not PathFinder and getattr(finder, "find_distributions", None) is not None:
+            raise _Unusual(f"{finder!r} finds distributions")
+    seen: set[str] = set()
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            raise _Unusual(f"{entry!r} on sys.path")
+        try:
+            children = os.listdir(entry or ".")
+        except OSError:
+            if os.path.exists(entry or "."):
+                raise _Unusual(f"{entry!r} is not a folder") from None  # a zip file, say
+            continue
+        if os.path.basename(entry).lower().endswith(".egg"):
+            raise _Unusual(f"{entry!r} is an egg")
+        for child in children:
+            low = child.lower()
+            if not low.endswith(_INFO_SUFFIXES):
+                continue
+            if not child.endswith(_INFO_SUFFIXES):
+                raise _Unusual(f"{child!r}: its name is read from its metadata")
+            key = _normalized(low.rpartition(".")[0].partition("-")[0])
+            if key not in seen:
+                seen.add(key)
+                yield os.path.join(entry, child)
+
+
+def _parse_entry_points(text: str, group: str, folder: str) -> list[EntryPoint]:
+    """The entry points of ``group`` in an ``entry_points.txt`` (importlib.metadata's
+    reading: stripped lines, ``#`` comments, ``[group]`` sections, ``name = value``)."""
+    found = []
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+        elif section == group:
+            name, sep, value = line.partition("=")
+            if not sep:
+                raise _Unusual(f"{folder}: entry point line {line!r}")
+            found.append(EntryPoint(name.strip(), value.strip(), group, folder))
+    return found
+
+
+def entry_points(group: str) -> list[EntryPoint]:
+    """The installed entry points of ``group``, as ``importlib.metadata.entry_points(group=
+    group)`` lists them, without importing it unless the environment needs it."""
+    try:
+        found = []
+        for folder in distribution_folders():
+            text = _read_text(os.path.join(folder, "entry_points.txt"))
+            if text is not None and group in text:
+                found += _parse_entry_points(text, group, folder)
+        return found
+    except _Unusual:
+        from importlib import metadata
+
+        return [
+            EntryPoint(ep.name, ep.value, ep.group, version=ep.dist.version if ep.dist else None)
+            for ep in metadata.entry_points(group=group)
+        ]
+
+
+# -- plugin files ----------------------------------------------------------------
 
 
 def is_file_plugin(spec: str) -> bool:
     return spec.endswith(".py")
 
 
+def _stem(path: str) -> str:
+    """``pathlib.PurePath(path).stem`` of a path whose last part is a file name."""
+    name = os.path.basename(path)
+    i = name.rfind(".")
+    return name[:i] if 0 < i < len(name) - 1 else name
+
+
 def plugin_name(spec: str) -> str:
     """The name a plugin is registered (and blocked) under."""
-    return Path(spec).stem if is_file_plugin(spec) else spec
+    return _stem(spec) if is_file_plugin(spec) else spec
 
 
-#: plugin files imported in this process, by module name
-_FILE_PLUGINS: dict[str, Path] = {}
+#: plugin files imported in this process: module name -> resolved path
+_FILE_PLUGINS: dict[str, str] = {}
 
 
 def import_file_plugin(path: str, *, replace: bool = False) -> object:
@@ -121,24 +315,30 @@ def import_file_plugin(path: str, *, replace: bool = False) -> object:
     an earlier plugin manager of this process loaded and ``replace`` is true (``toolkit
     validate`` of two recipes that each have a ``tasks.py``).
     """
-    file = Path(path).resolve()
-    name = file.stem
+    file = os.path.realpath(path)
+    name = _stem(file)
+    if name in sys.stdlib_module_names:  # its folder goes first on sys.path: it would shadow
+        raise PluginLoadError(
+            name, f"{os.path.basename(file)} has the name of a standard library module; rename the file"
+        )
     existing = sys.modules.get(name)
     if existing is not None:
-        if Path(getattr(existing, "__file__", "") or "").resolve() == file:
+        if os.path.realpath(getattr(existing, "__file__", "") or "") == file:
             return existing
         if not (replace and _FILE_PLUGINS.get(name) is not None):
             raise PluginLoadError(
                 name, f"a module named {name!r} is already imported from {existing.__file__}"
             )
-    if not file.is_file():
+    if not os.path.isfile(file):
         raise PluginLoadError(name, f"no such file: {file}")
-    folder = str(file.parent)
+    folder = os.path.dirname(file)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(name, file)
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location(name, file)
     assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module = module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -162,12 +362,42 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_MISSING = object()
+_manager_class: type[pluggy.PluginManager] | None = None
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    """A pluggy plugin manager for the ``toolkit`` hooks.
+
+    When it registers a module, pluggy looks up every name of the module (statically,
+    through ``inspect.getattr_static``) for a hook implementation: a non-callable value
+    (a docstring, ``__spec__``, a constant) cannot be one, and is skipped before that
+    lookup. That is half the cost of registering the built-in plugins at every start.
+    """
+    global _manager_class
+    if _manager_class is None:
+        import pluggy
+
+        class PluginManager(pluggy.PluginManager):
+            def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+                if type(plugin) is ModuleType:
+                    value = plugin.__dict__.get(name, _MISSING)
+                    if not (value is _MISSING or callable(value) or isinstance(value, classmethod)):
+                        return None
+                return super().parse_hookimpl_opts(plugin, name)
+
+        _manager_class = PluginManager
+    return _manager_class("toolkit")
+
+
 class Plugins:
     """A plugin manager for one command, with the provenance of every plugin."""
 
     def __init__(self, load: LoadSpec, *, warn: bool = True) -> None:
+        from toolkit import hookspecs
+
         self.load = load
-        self.pm = pluggy.PluginManager("toolkit")
+        self.pm = new_plugin_manager()
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
         self._warn = warn
@@ -185,6 +415,8 @@ class Plugins:
         self.infos.append(info)
         self.warn(f"plugin {info.name!r} ({info.source}) skipped: {info.error}")
         if os.environ.get("TOOLKIT_DEBUG"):
+            import traceback
+
             traceback.print_exception(exc)
 
     def register(self, plugin: object, info: PluginInfo) -> None:
@@ -196,6 +428,8 @@ class Plugins:
         if self.pm.has_plugin(info.name):
             self._fail(info, PluginLoadError(info.name, "another plugin of that name is already loaded"))
             return
+        from pluggy import PluginValidationError
+
         try:
             self.pm.register(plugin, info.name)
             unknown = [
@@ -206,7 +440,7 @@ class Plugins:
             if unknown:
                 self.pm.unregister(plugin)
                 raise PluginLoadError(info.name, f"unknown hook {unknown[0]}")
-        except (pluggy.PluginValidationError, PluginLoadError, ValueError) as exc:
+        except (PluginValidationError, PluginLoadError, ValueError) as exc:
             self._fail(info, exc)
             return
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
@@ -242,12 +476,11 @@ class Plugins:
 
     def load_entry_points(self) -> None:
         seen: set[str] = set()
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in seen or self.pm.is_blocked(ep.name):
                 continue
             seen.add(ep.name)
-            dist = getattr(ep, "dist", None)
-            info = PluginInfo(name=ep.name, source="entry point", version=dist.version if dist else None)
+            info = PluginInfo(name=ep.name, source="entry point", version=ep.version)
             try:
                 plugin = ep.load()
             except Exception as exc:
@@ -279,6 +512,8 @@ class Plugins:
     def registries(self) -> Registries:
         """Tasks, executors and sinks, collected once; a hook that raises is skipped."""
         if self._registries is None:
+            from toolkit.registry import Registries
+
             regs = Registries()
             for hook, registry in (
                 (self.pm.hook.toolkit_register_tasks, regs.tasks),

@@ -12,8 +12,6 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import attrs
-
 from toolkit.errors import TaskRegistrationError
 
 #: parameters a task may declare that the toolkit fills in, not the recipe
@@ -50,14 +48,28 @@ def unsendable_reason(func: Callable[..., Any]) -> str | None:
     return None
 
 
-@attrs.frozen(kw_only=True)
-class TaskInfo:
+class _Info:
+    """A registered thing's record (plain slotted classes: attrs costs ~10 ms to import,
+    and these are built at every start that loads plugins)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, plugin={self.plugin!r})"  # type: ignore[attr-defined]
+
+
+class TaskInfo(_Info):
     """A registered task: a plain function plus what the toolkit knows about it."""
 
-    name: str
-    func: Callable[..., Any] = attrs.field(eq=False)
-    plugin: str | None = None
-    version: str | None = None
+    __slots__ = ("func", "name", "plugin", "version")
+
+    def __init__(
+        self, *, name: str, func: Callable[..., Any], plugin: str | None = None, version: str | None = None
+    ) -> None:
+        self.name = name
+        self.func = func
+        self.plugin = plugin
+        self.version = version
 
     @property
     def signature(self) -> inspect.Signature:
@@ -147,15 +159,25 @@ class TaskRegistry(_Registry):
         return self._entries[name]
 
 
-@attrs.frozen(kw_only=True)
-class ExecutorInfo:
+class ExecutorInfo(_Info):
     """An executor: ``factory(context) -> Executor``; ``check_options(table) -> [problems]``."""
 
-    name: str
-    factory: Callable[..., Any] = attrs.field(eq=False)
-    check_options: Callable[[Mapping[str, Any]], list[str]] | None = attrs.field(default=None, eq=False)
-    doc: str = ""
-    plugin: str | None = None
+    __slots__ = ("check_options", "doc", "factory", "name", "plugin")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        factory: Callable[..., Any],
+        check_options: Callable[[Mapping[str, Any]], list[str]] | None = None,
+        doc: str = "",
+        plugin: str | None = None,
+    ) -> None:
+        self.name = name
+        self.factory = factory
+        self.check_options = check_options
+        self.doc = doc
+        self.plugin = plugin
 
 
 class ExecutorRegistry(_Registry):
@@ -184,14 +206,18 @@ class ExecutorRegistry(_Registry):
         return self._entries[name]
 
 
-@attrs.frozen(kw_only=True)
-class SinkInfo:
+class SinkInfo(_Info):
     """A result sink: ``factory(run_dir, recipe) -> Sink``."""
 
-    name: str
-    factory: Callable[..., Any] = attrs.field(eq=False)
-    doc: str = ""
-    plugin: str | None = None
+    __slots__ = ("doc", "factory", "name", "plugin")
+
+    def __init__(
+        self, *, name: str, factory: Callable[..., Any], doc: str = "", plugin: str | None = None
+    ) -> None:
+        self.name = name
+        self.factory = factory
+        self.doc = doc
+        self.plugin = plugin
 
 
 class SinkRegistry(_Registry):
@@ -209,10 +235,12 @@ class SinkRegistry(_Registry):
         return self._entries[name]
 
 
-@attrs.define
 class Registries:
     """Everything plugins registered for one run."""
 
-    tasks: TaskRegistry = attrs.field(factory=TaskRegistry)
-    executors: ExecutorRegistry = attrs.field(factory=ExecutorRegistry)
-    sinks: SinkRegistry = attrs.field(factory=SinkRegistry)
+    __slots__ = ("executors", "sinks", "tasks")
+
+    def __init__(self) -> None:
+        self.tasks = TaskRegistry()
+        self.executors = ExecutorRegistry()
+        self.sinks = SinkRegistry()

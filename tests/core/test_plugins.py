@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -206,15 +207,214 @@ def test_every_hookspec_is_documented_and_tested():
         assert any(t.startswith(f"test_hook_{name}") for t in test_names), f"no test_hook_{name}*"
 
 
-def test_help_does_not_import_rich_or_plugin_dependencies():
-    code = (
-        "import sys\nfrom toolkit.cli import main\nrc = main(['--help'])\n"
-        "heavy = [m for m in ('rich', 'toolkit.execution.local', 'multiprocessing.managers', 'cronsim') "
-        "if m in sys.modules]\nprint('HEAVY', heavy)\n"
+#: modules ``toolkit --help`` must not import: plugin dependencies, what only a run needs,
+#: and what made every start slow (importlib.metadata ~15 ms, attrs ~8 ms)
+NOT_AT_START = (
+    "rich",
+    "toolkit.execution.local",
+    "multiprocessing.managers",
+    "cronsim",
+    "importlib.metadata",
+    "email",
+    "zipfile",
+    "attr",
+    "attrs",
+    "toolkit.store.rundir",
+    "toolkit.registry",
+    "subprocess",
+    "shutil",
+    "tomllib",
+    "json",
+    "hashlib",
+)
+
+
+def imported_by(code: str, env: dict[str, str] | None = None) -> tuple[list[str], str]:
+    """The modules of NOT_AT_START that ``code`` imports in a fresh interpreter (not those
+    the interpreter had at start: a .pth, coverage's subprocess measurement), and its
+    stdout."""
+    script = (
+        "import sys\nbefore = set(sys.modules)\n"
+        + code
+        + "\nnew = {m.partition('.')[0] for m in sys.modules if m not in before} | "
+        "{m for m in sys.modules if m not in before}\n"
+        f"print('NEW', sorted(new & set({NOT_AT_START!r})))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
-    assert "run" in out.stdout and "schedule" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = next(line for line in out.stdout.splitlines() if line.startswith("NEW "))
+    return ast.literal_eval(line[4:]), out.stdout
+
+
+def test_help_does_not_import_rich_or_plugin_dependencies():
+    # entry points are looked up (autoload on), but the plugins this venv has installed
+    # are blocked: their own imports are theirs
+    from importlib.metadata import entry_points
+
+    blocks = ", ".join(repr(f"-pno:{ep.name}") for ep in entry_points(group="toolkit.plugins"))
+    code = f"from toolkit.cli import main\nrc = main(['--help', {blocks}])\nassert rc == 0"
+    heavy, stdout = imported_by(code, env={"TOOLKIT_DISABLE_PLUGIN_AUTOLOAD": "0"})
+    assert heavy == [], stdout
+    assert "run" in stdout and "schedule" in stdout
+
+
+def test_loading_plugin_files_in_a_worker_imports_little(tmp_path):
+    """Spawned and fork-server workers import ``import_file_plugin`` (and the plugin
+    files): that must not cost importlib.metadata or attrs."""
+    (tmp_path / "light_plugin.py").write_text("VALUE = 1\n")
+    code = (
+        "from toolkit.manager import import_file_plugin\n"
+        f"assert import_file_plugin({str(tmp_path / 'light_plugin.py')!r}).VALUE == 1"
+    )
+    heavy, stdout = imported_by(code)
+    assert heavy == [], stdout
+
+
+def _dist(site: Path, folder: str, entry_points: str | None, metadata: str | None = "Version: 1.0\n") -> None:
+    info = site / folder
+    info.mkdir(parents=True)
+    if metadata is not None:
+        (info / ("PKG-INFO" if folder.endswith(".egg-info") else "METADATA")).write_text(
+            f"Metadata-Version: 2.1\nName: {folder.partition('-')[0]}\n{metadata}\nlong description\n"
+        )
+    if entry_points is not None:
+        (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+
+
+def _both(group: str) -> tuple[list[tuple], list[tuple]]:
+    from importlib import metadata
+
+    from toolkit.manager import entry_points
+
+    ours = [(ep.name, ep.value, ep.group, ep.version) for ep in entry_points(group)]
+    with warnings.catch_warnings():  # 3.12+: a missing Version is deprecated (None for now)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs = [
+            (ep.name, ep.value, ep.group, ep.dist.version if ep.dist else None)
+            for ep in metadata.entry_points(group=group)
+        ]
+    return ours, theirs
+
+
+def test_entry_points_are_found_as_importlib_metadata_finds_them(tmp_path, monkeypatch):
+    """The scan of ``*.dist-info/entry_points.txt`` that spares every start
+    importlib.metadata finds what it finds, in its order: the first distribution of a
+    (normalized) name on sys.path wins, egg-info too, comments and spaces ignored."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _dist(first, "tk_one-1.0.dist-info", "[toolkit.plugins]\none = tk_one\n[other]\nx = y\n")
+    _dist(second, "TK.One-2.0.dist-info", "[toolkit.plugins]\none = tk_one_v2\n")  # shadowed
+    _dist(
+        second,
+        "tk_two-0.3.dist-info",
+        """
+        # a comment
+        [console_scripts]
+        tk-two = tk_two.cli:main
+
+          [toolkit.plugins]
+          two   =   tk_two.plugin : hooks [extra]
+          also=tk_two.more
+        """,
+        metadata="Version:   0.3.post1  \nSummary: x",
+    )
+    _dist(second, "tk_three.egg-info", "[toolkit.plugins]\nthree = tk_three\n", metadata="Version: 3")
+    _dist(second, "tk_four-4.dist-info", None)  # no entry points at all
+    _dist(second, "tk_five-5.dist-info", "[toolkit.plugins]\nfive = tk_five\n", metadata=None)
+    monkeypatch.setattr(sys, "path", [str(first), "", str(tmp_path / "missing"), str(second), *sys.path])
+    monkeypatch.chdir(tmp_path)
+    for group in ("toolkit.plugins", "console_scripts", "pytest11", "other"):
+        ours, theirs = _both(group)
+        assert ours == theirs, group
+    ours, _ = _both("toolkit.plugins")
+    assert ours.index(
+        ("two", "tk_two.plugin : hooks [extra]", "toolkit.plugins", "0.3.post1  ")
+    ) + 1 == ours.index(("also", "tk_two.more", "toolkit.plugins", "0.3.post1  "))
+    found = {name: (value, version) for name, value, _, version in ours}
+    assert found["one"] == ("tk_one", "1.0")  # the first on sys.path
+    assert found["three"] == ("tk_three", "3") and found["five"] == ("tk_five", None)
+
+
+def test_unusual_sys_path_entries_fall_back_to_importlib_metadata(tmp_path, monkeypatch):
+    import zipfile
+
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("tk_zipped-1.5.dist-info/METADATA", "Name: tk_zipped\nVersion: 1.5\n")
+        zf.writestr("tk_zipped-1.5.dist-info/entry_points.txt", "[toolkit.plugins]\nzipped = tk_zipped\n")
+    monkeypatch.setattr(sys, "path", [str(archive), *sys.path])
+    ours, theirs = _both("toolkit.plugins")
+    assert ours == theirs
+    assert ("zipped", "tk_zipped", "toolkit.plugins", "1.5") in ours
+
+
+def test_hooks_are_found_in_modules_as_pluggy_finds_them(tmp_path, monkeypatch):
+    """The plugin manager skips a module's non-callable names before pluggy looks them
+    up: what it registers is what a plain pluggy manager registers."""
+    import importlib
+
+    import pluggy
+
+    from toolkit.manager import BUILTIN_PLUGINS, new_plugin_manager
+
+    (tmp_path / "odd_hooks.py").write_text(
+        textwrap.dedent("""
+        import toolkit
+
+        CONSTANT = {"toolkit_impl": {}}
+
+        def task() -> int:
+            return 1
+
+        @toolkit.hookimpl(specname="toolkit_register_tasks")
+        def register(registry):
+            registry.add(task, name="odd.task")
+
+        @toolkit.hookimpl(trylast=True)
+        def toolkit_register_sinks(registry):
+            pass
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    modules = [(name, importlib.import_module(module)) for name, module in BUILTIN_PLUGINS]
+    modules.append(("odd_hooks", importlib.import_module("odd_hooks")))
+
+    def found(pm):
+        pm.add_hookspecs(hookspecs)
+        for name, module in modules:
+            pm.register(module, name)
+        return {
+            name: sorted(
+                (hook.name, impl.function.__name__, sorted(impl.opts.items()))
+                for hook in pm.get_hookcallers(module)
+                for impl in hook.get_hookimpls()
+                if impl.plugin is module
+            )
+            for name, module in modules
+        }
+
+    ours = found(new_plugin_manager())
+    assert ours == found(pluggy.PluginManager("toolkit"))
+    assert [hook for hook, _, _ in ours["odd_hooks"]] == ["toolkit_register_sinks", "toolkit_register_tasks"]
+    sys.modules.pop("odd_hooks", None)
+
+
+def test_an_entry_point_loads_its_module_or_attribute(tmp_path, monkeypatch):
+    from toolkit.manager import EntryPoint
+
+    (tmp_path / "ep_target.py").write_text("class A:\n    class B:\n        pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = EntryPoint("x", "ep_target", "g").load()
+    assert module.__name__ == "ep_target"
+    assert EntryPoint("x", "ep_target : A.B [extra]", "g").load() is module.A.B
+    with pytest.raises(ValueError, match="not 'module'"):
+        EntryPoint("x", "not a value!", "g").load()
+    sys.modules.pop("ep_target", None)
 
 
 def test_hook_toolkit_add_commands(toolkit_pm, register_plugin, capsys):
@@ -262,6 +462,24 @@ def test_recipes_with_a_tasks_py_each_validate_and_run(tmp_path):
 
 
 def test_a_plugin_file_named_like_an_imported_module_is_refused(tmp_path):
-    (tmp_path / "json.py").write_text("raise SystemExit('must not run')\n")
-    plugins = make_plugin_manager(LoadSpec(autoload=False, options=(str(tmp_path / "json.py"),)), warn=False)
-    assert "a module named 'json' is already imported" in plugins.info("json").error
+    (tmp_path / "attrs.py").write_text("raise SystemExit('must not run')\n")
+    plugins = make_plugin_manager(LoadSpec(autoload=False, options=(str(tmp_path / "attrs.py"),)), warn=False)
+    assert "a module named 'attrs' is already imported" in plugins.info("attrs").error
+
+
+def test_a_plugin_file_named_like_a_standard_module_is_refused_imported_or_not(tmp_path):
+    """Its folder goes first on sys.path: ``csv.py`` would replace the csv module for
+    everything the run imports later, whether or not csv was imported yet."""
+    (tmp_path / "csv.py").write_text("raise SystemExit('must not run')\n")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[recipe]\nname = "r"\nplugins = ["csv.py"]\n'
+        '[[task]]\nname = "t"\nuses = "shell"\nparams = { cmd = "true" }\n'
+    )
+    out = toolkit_cli("validate", str(recipe))
+    assert out.returncode == 0  # a broken plugin is skipped; this recipe needs nothing from it
+    assert (
+        "plugin 'csv' (recipe) skipped: csv.py has the name of a standard library module;"
+        " rename the file" in out.stderr
+    )
+    assert "must not run" not in out.stdout + out.stderr

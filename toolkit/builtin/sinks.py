@@ -5,16 +5,18 @@ The sink interface is described in :mod:`toolkit.store.sinks`.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.hookspecs import hookimpl
-from toolkit.store.rundir import RESULTS, cut_torn_tail, read_records
-from toolkit.store.sinks import RecordBatch, atomic_output
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from toolkit.store.sinks import RecordBatch
+
+# csv, json, pathlib and toolkit.store are imported where they are used: this module
+# is a built-in plugin, imported by every start of the command line
 
 CSV_NAME = "results.csv"
 
@@ -23,6 +25,10 @@ class JsonlSink:
     """results.jsonl: one line per record, appended and flushed per batch."""
 
     def __init__(self, run_dir: Path, recipe: Any = None) -> None:
+        from pathlib import Path
+
+        from toolkit.store.rundir import RESULTS, cut_torn_tail
+
         path = Path(run_dir) / RESULTS
         cut_torn_tail(path)  # a killed session may have left half a line
         self.file = open(path, "ab")  # noqa: SIM115 - open for the whole run, closed in close()
@@ -99,6 +105,8 @@ def cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, dict)):
+        import json
+
         return json.dumps(value, ensure_ascii=False)
     return value
 
@@ -106,6 +114,11 @@ def cell(value: Any) -> Any:
 def rebuild_csv(jsonl: Path, path: Path) -> list[str] | None:
     """Write ``path`` anew from the records of ``jsonl``, with every column any record
     has; atomically. Returns the header, or None when there is no record."""
+    import csv
+
+    from toolkit.store.rundir import read_records
+    from toolkit.store.sinks import atomic_output
+
     columns: dict[str, None] = {}
     for rec in read_records(jsonl):
         # a column that only ever holds nothing (the value of failed records) is left out
@@ -135,6 +148,10 @@ class CsvSink:
     the reference: a killed run may have written a batch there and not here)."""
 
     def __init__(self, run_dir: Path, recipe: Any = None) -> None:
+        from pathlib import Path
+
+        from toolkit.store.rundir import RESULTS
+
         run_dir = Path(run_dir)
         self.path = run_dir / CSV_NAME
         self.jsonl = run_dir / RESULTS
@@ -145,6 +162,9 @@ class CsvSink:
         self.file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - as above
 
     def write(self, batch: RecordBatch) -> None:
+        import csv
+        import io
+
         buf = io.StringIO()
         writer = csv.writer(buf)
         for record in batch.records:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import shlex
-import subprocess
 from typing import Any
 
 from toolkit.hookspecs import hookimpl
@@ -30,6 +26,10 @@ def shell(
     ``shell = true``. Fails when the exit code is not 0, unless ``check = false``.
     Other params (matrix values) are accepted for use as ``${matrix.NAME}`` in ``cmd``.
     """
+    import os
+    import shlex
+    import subprocess
+
     args: str | list[str] = cmd if shell or isinstance(cmd, list) else shlex.split(cmd)
     if shell and isinstance(cmd, list):
         args = shlex.join(cmd)
@@ -55,6 +55,8 @@ def shell(
 
 def python(function: str, **params: Any) -> Any:
     """Call ``module:function`` with the other params as keyword arguments."""
+    import importlib
+
     module_name, sep, attr = function.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"function must look like 'module:function', got {function!r}")
@@ -66,5 +68,10 @@ def python(function: str, **params: Any) -> Any:
 
 @hookimpl
 def toolkit_register_tasks(registry):
+    # imported here, in the main process before a run starts, so that workers forked for
+    # `shell` instances inherit it (subprocess comes with multiprocessing's Manager); not
+    # at import: every start of the command line would pay for it
+    import shlex  # noqa: F401
+
     registry.add(shell, name="shell")
     registry.add(python, name="python")

@@ -8,7 +8,6 @@ Dask nor the executor: ``distributed`` is imported when a run starts the executo
 from __future__ import annotations
 
 import toolkit
-from toolkit_dask.options import check_options
 
 __version__ = "0.1.0"
 
@@ -20,6 +19,13 @@ def dask_executor(context):
     from toolkit_dask.executor import DaskExecutor
 
     return DaskExecutor(context)
+
+
+def check_options(table):
+    """The ``[executor.dask]`` table's problems (see :mod:`toolkit_dask.options`)."""
+    from toolkit_dask.options import check_options
+
+    return check_options(table)
 
 
 @toolkit.hookimpl

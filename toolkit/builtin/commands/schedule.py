@@ -16,11 +16,13 @@ With --next or --crontab, print and exit instead of running.
 
 @hookimpl
 def toolkit_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    from toolkit.cli import RawDescriptionHelpFormatter  # argparse's, without importing shutil
+
     p = subparsers.add_parser(
         "schedule",
         help="run recipes on their [schedule]: a cron-like daemon in the foreground",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     p.add_argument("recipes", nargs="+", metavar="RECIPE", help="recipe files with a [schedule] table")
     p.add_argument(
