@@ -103,3 +103,72 @@ def utc_iso(t: float) -> str:
         _second_cache[0] = sec
         _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
     return f"{_second_cache[1]}.{int((t - sec) * 1_000_000):06d}Z"
+
+
+#: the types of the params values that a :class:`ParamsText` can stand for
+_FLAT = (str, int, float, bool, type(None))
+
+
+class ParamsText:
+    """The JSON texts of params shaped ``dict(base)`` updated with values for ``names``
+    (see ``TaskSpec.params_layout``), made by filling in the values' JSON: what
+    ``encode(params)`` (``", "`` and ``": "``, insertion order) and the hashed text of
+    ``key_maker`` (compact, sorted) would be, byte for byte, without encoding ``base``
+    again for every instance.
+
+    ``params`` and ``key`` are ``str.format`` templates with one field per name, by its
+    position in ``names``; for one name, ``pieces`` is ``(params before, params after,
+    key before, key after)`` as well. A value's JSON is its ``repr`` for an ``int`` and
+    ``encode_basestring`` for a ``str``; other values go the general way.
+    :meth:`make` returns None where the base is not plain scalars (a task could change a
+    list or a dict in place) or does not encode."""
+
+    __slots__ = ("key", "names", "params", "pieces")
+
+    def __init__(self, names: tuple[str, ...], params: str, key: str, pieces: tuple[str, ...] | None) -> None:
+        self.names = names
+        self.params = params
+        self.key = key
+        self.pieces = pieces
+
+    @classmethod
+    def make(
+        cls,
+        task: str,
+        uses: str,
+        version: str | None,
+        base: dict[str, Any],
+        names: tuple[str, ...],
+        encode: Any,
+    ) -> ParamsText | None:
+        from json.encoder import encode_basestring
+
+        if not names or not all(type(v) in _FLAT for v in base.values()):
+            return None
+        marks = [f"\0toolkit-params-{i}\0" for i in range(len(names))]
+        shape = dict(base)
+        shape.update(zip(names, marks, strict=True))
+        try:
+            spaced = encode(shape)
+            hashed = _dumps([task, uses, version])[:-1] + "," + _dumps(shape) + "]"
+        except (TypeError, ValueError):
+            return None
+        texts = [encode_basestring(m) for m in marks]
+        if any(spaced.count(t) != 1 or hashed.count(t) != 1 for t in texts):
+            return None
+
+        def split(text: str) -> tuple[list[str], str]:
+            order = sorted(range(len(names)), key=lambda i: text.index(texts[i]))
+            pieces, fmt, rest = [], [], text
+            for i in order:
+                before, rest = rest.split(texts[i], 1)
+                pieces.append(before)
+                fmt.append(before.replace("{", "{{").replace("}", "}}") + "{" + str(i) + "}")
+            pieces.append(rest)
+            fmt.append(rest.replace("{", "{{").replace("}", "}}"))
+            return pieces, "".join(fmt)
+
+        params_pieces, params_fmt = split(spaced)
+        key_pieces, key_fmt = split(hashed)
+        single = (*params_pieces, *key_pieces) if len(names) == 1 else None
+        return cls(names, params_fmt, key_fmt, single)

@@ -2,21 +2,28 @@
 
 Both are one supervisor. ``pool`` keeps ``workers`` processes fed with batches through
 a pipe each (at most two batches per worker, so that a worker never waits for the
-parent); ``process`` starts one process per instance. Results travel back through a
-``multiprocessing.Manager`` queue, several records per put. The supervisor knows what
-every worker runs from a shared-memory slot per worker (no message per instance),
-watches the workers' sentinels, kills an attempt that outlives its timeout (SIGTERM to
-the worker's process group, then SIGKILL), and replaces dead workers.
+parent); ``process`` starts one process per instance. Pool workers (and the process
+of an isolated instance of ``pool``) send their results through a
+``multiprocessing.Manager`` queue, several records per put, and the supervisor knows
+what each runs from a shared-memory slot per worker (no message per instance). Each
+process of ``process`` has a pipe of its own to the supervisor instead, which it
+inherits: its records, and a note when an attempt starts, go through it (no Manager
+connection per instance, no Manager at all). The supervisor watches the pipes and the
+workers' sentinels, kills an attempt that outlives its timeout (SIGTERM to the
+worker's process group, then SIGKILL), and replaces dead workers.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import multiprocessing
+import os
+import pickle
 import queue as queue_mod
+import select
 import signal
 import time
-from multiprocessing.connection import wait
 from typing import Any
 
 import attrs
@@ -31,7 +38,17 @@ from toolkit.execution.api import (
     WorkerError,
     WorkerSetup,
 )
-from toolkit.execution.procs import become_worker, describe_exit, kill_group, manager_init
+from toolkit.execution.procs import (
+    FRAME_HEADER,
+    Outbox,
+    become_worker,
+    describe_exit,
+    kill_group,
+    manager_init,
+    process_child,
+    startup_failed,
+    tune_allocator,
+)
 
 #: batches a pool worker holds at once: the one it runs and the next
 DEPTH = 2
@@ -121,22 +138,17 @@ def _queue_proxy_type() -> type:
     return QueueProxy
 
 
-def _startup_failed(put: Any, exc: BaseException) -> None:
-    import traceback
-
-    put(("err", f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}"))
-
-
 def pool_worker(conn: Any, slot: Any, queue: QueueRef, setup: WorkerSetup, limit: int) -> None:
     """A long-lived pool worker: run batches from ``conn`` until told to stop."""
     become_worker()
+    tune_allocator()
     from toolkit.execution.worker import BatchRunner, load_setup
 
     put = queue.putter()
     try:
         runner = BatchRunner(setup, load_setup(setup), slot)
     except BaseException as exc:
-        _startup_failed(put, exc)
+        startup_failed(put, exc)
         return
     while True:
         try:
@@ -150,20 +162,6 @@ def pool_worker(conn: Any, slot: Any, queue: QueueRef, setup: WorkerSetup, limit
             return  # retire: the supervisor starts a fresh worker
 
 
-def process_worker(slot: Any, queue: QueueRef, setup: WorkerSetup, batch: Batch) -> None:
-    """One process for one batch (of one instance), then exit."""
-    become_worker()
-    from toolkit.execution.worker import BatchRunner, load_setup
-
-    put = queue.putter()
-    try:
-        runner = BatchRunner(setup, load_setup(setup), slot)
-    except BaseException as exc:
-        _startup_failed(put, exc)
-        return
-    runner.run(batch, put)
-
-
 def _forget(exc: BaseException) -> None:
     """Drop the traceback of an exception a Manager proxy raised. The proxy's frame holds
     the exception, whose traceback holds that frame and ours: a reference cycle that kept
@@ -175,8 +173,10 @@ def _forget(exc: BaseException) -> None:
 @attrs.define(eq=False)
 class _Worker:
     process: Any
-    slot: Any
+    slot: Any  # pool workers: shared memory; one-instance ones: a list the pipe updates
     conn: Any = None  # pool workers only
+    inbox: int = -1  # one-instance processes: the read end of their pipe
+    received: bytearray = attrs.field(factory=bytearray)  # what came through it, unread
     batches: list[int] = attrs.field(factory=list)
     ran_any: bool = False
     term_sent: float = 0.0
@@ -214,11 +214,12 @@ class LocalExecutor:
         self.queue_ref: QueueRef | None = None
         self.closing = False
         self.failed_starts = 0
+        # what poll waits for: fd -> (worker, whether it is the worker's pipe or sentinel)
+        self.watched: dict[int, tuple[_Worker, bool]] = {}
+        self.poller = select.poll() if hasattr(select, "poll") else None
 
     # -- life cycle ----------------------------------------------------------
     def start(self) -> None:
-        from multiprocessing.managers import SyncManager
-
         method = self.mp.get_start_method()
         if method == "forkserver":
             # what every worker imports, imported once by the fork server: the command line
@@ -226,18 +227,22 @@ class LocalExecutor:
             # child), the plugin file loader, the recipe model (the tasks are unpickled)
             self.mp.set_forkserver_preload(FORKSERVER_PRELOAD)
         elif method == "fork":
-            # forked workers inherit the tasks, plugin files imported and unpickled once
-            from toolkit.execution.worker import load_setup
+            # forked workers inherit the tasks, plugin files imported and unpickled once,
+            # and the tasks' constants that each runner would make
+            from toolkit.execution.worker import BatchRunner, load_setup
 
             try:
-                load_setup(self.context.setup)
+                BatchRunner(self.context.setup, load_setup(self.context.setup)).prepare()
             except Exception:  # each worker then fails to load them and says why
                 pass
-        self.manager = SyncManager(ctx=self.mp)
-        self.manager.start(manager_init)
-        self.queue_ref = QueueRef.adopt(self.manager.Queue(QUEUE_SIZE))
-        self.queue = self.queue_ref.proxy()
-        if self.mode == "pool":
+        if self.mode == "pool":  # the processes of ``process`` report through their pipes
+            # (not imported otherwise: a smaller supervisor forks faster)
+            from multiprocessing.managers import SyncManager
+
+            self.manager = SyncManager(ctx=self.mp)
+            self.manager.start(manager_init)
+            self.queue_ref = QueueRef.adopt(self.manager.Queue(QUEUE_SIZE))
+            self.queue = self.queue_ref.proxy()
             for _ in range(self.workers):
                 self._spawn_pool_worker()
 
@@ -253,19 +258,48 @@ class LocalExecutor:
         parent_end.close()
         worker = _Worker(process=process, slot=slot, conn=child_end)
         self.pool.append(worker)
+        self._watch(process.sentinel, worker, False)
         return worker
 
     def _spawn_solo(self, batch: Batch) -> _Worker:
-        slot = self.mp.RawArray("d", [-1.0, 0.0, 0.0, 0.0])
-        process = self.mp.Process(
-            target=process_worker,
-            args=(slot, self.queue_ref, self.context.setup, batch),
-            name="toolkit-task",
-        )
-        process.start()
-        worker = _Worker(process=process, slot=slot)
+        if self.queue_ref is not None:  # an isolated instance of pool: the Manager queue
+            slot = self.mp.RawArray("d", [-1.0, 0.0, 0.0, 0.0])
+            process = self.mp.Process(
+                target=process_child,
+                args=(self.queue_ref, self.context.setup, batch, slot),
+                name="toolkit-task",
+            )
+            process.start()
+            worker = _Worker(process=process, slot=slot)
+            self.solo.append(worker)
+            self._watch(process.sentinel, worker, False)
+            return worker
+        inbox, out = os.pipe()
+        try:
+            os.set_blocking(inbox, False)
+            process = self.mp.Process(
+                target=process_child, args=(Outbox(out), self.context.setup, batch), name="toolkit-task"
+            )
+            process.start()
+        except BaseException:
+            os.close(inbox)
+            raise
+        finally:
+            os.close(out)  # the child's now: its exit (or death) ends what the pipe can say
+        worker = _Worker(process=process, slot=[-1.0, 0.0, 0.0, 0.0], inbox=inbox)
         self.solo.append(worker)
+        self._watch(inbox, worker, True)
+        self._watch(process.sentinel, worker, False)
         return worker
+
+    def _watch(self, fd: int, worker: _Worker, is_pipe: bool) -> None:
+        self.watched[fd] = (worker, is_pipe)
+        if self.poller is not None:
+            self.poller.register(fd, select.POLLIN)
+
+    def _unwatch(self, fd: int) -> None:
+        if self.watched.pop(fd, None) is not None and self.poller is not None:
+            self.poller.unregister(fd)
 
     def capacity(self) -> int:
         if self.closing:
@@ -325,20 +359,97 @@ class LocalExecutor:
 
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = []
-        # a few messages at a time: the scheduler writes them before taking more, so the
-        # records waiting in this process stay bounded (the backlog waits in the Manager)
-        self._drain(events, timeout, DRAIN_MESSAGES)
-        everyone = self.pool + self.solo
-        ready = set(wait([w.process.sentinel for w in everyone], 0)) if everyone else set()
-        dead = [w for w in everyone if w.process.sentinel in ready]
-        if dead:
-            self._drain(events, 0)  # what the dead sent before dying comes first
-            for worker in dead:
-                self._bury(worker, events)
+        if self.queue is not None:
+            # a few messages at a time: the scheduler writes them before taking more, so the
+            # records waiting in this process stay bounded (the backlog waits in the Manager)
+            self._drain(events, timeout, DRAIN_MESSAGES)
+            self._listen(events, 0)
+        else:
+            # only pipes and sentinels to wait for: sleep until one of them has something,
+            # and return as soon as that is an event (a child's records: its successor
+            # starts at once), not for a note or the exit of a child already reported
+            end = time.monotonic() + timeout
+            while True:
+                self._listen(events, timeout)
+                if events:
+                    break
+                timeout = end - time.monotonic()
+                if timeout <= 0:
+                    break
         self._enforce_timeouts()
         return events
 
+    def _listen(self, events: list[Event], timeout: float) -> None:
+        """Read the pipes that have something and bury the workers that died, waiting
+        up to ``timeout`` seconds for either."""
+        if self.poller is not None:
+            ready = [fd for fd, _ in self.poller.poll(max(0, math.ceil(timeout * 1000)))]
+        elif self.watched or timeout > 0:
+            from multiprocessing.connection import wait
+
+            ready = wait(list(self.watched), timeout)
+        else:
+            ready = []
+        dead = []
+        for fd in ready:
+            watched = self.watched.get(fd)
+            if watched is None:
+                continue
+            worker, is_pipe = watched
+            if is_pipe:
+                self._read(worker, events)
+            else:
+                dead.append(worker)
+        if dead:
+            if self.queue is not None:
+                self._drain(events, 0)  # what the dead sent before dying comes first
+            for worker in dead:
+                self._bury(worker, events)
+
+    def _read(self, worker: _Worker, events: list[Event], *, to_the_end: bool = False) -> None:
+        """Take what a one-instance process sent through its pipe: notes that an attempt
+        starts (its slot), records; ``to_the_end``: all of it (the process is dead)."""
+        fd = worker.inbox
+        if fd < 0:
+            return
+        received = worker.received
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:  # every writer is gone
+                self._unwatch(fd)
+                os.close(fd)
+                worker.inbox = -1
+                break
+            received += chunk
+            if len(chunk) < 65536 and not to_the_end:
+                break  # the rest, if any, wakes poll again
+        start, size, loads = 0, len(received), pickle.loads
+        while size - start >= FRAME_HEADER:
+            end = start + FRAME_HEADER + int.from_bytes(received[start : start + FRAME_HEADER], "little")
+            if end > size:
+                break  # the rest of it is still on its way (or died with the process)
+            msg = loads(received[start + FRAME_HEADER : end])
+            start = end
+            if msg[0] == "go":
+                worker.slot = list(msg[1:])
+            else:
+                self._handle(msg, events)
+        if start:
+            del received[:start]
+
+    def _close_pipe(self, worker: _Worker) -> None:
+        if worker.inbox >= 0:
+            self._unwatch(worker.inbox)
+            os.close(worker.inbox)
+            worker.inbox = -1
+
     def _bury(self, worker: _Worker, events: list[Event]) -> None:
+        self._read(worker, events, to_the_end=True)  # what it sent before dying comes first
+        self._close_pipe(worker)
+        self._unwatch(worker.process.sentinel)
         worker.process.join()
         exitcode = worker.process.exitcode
         self.exited.append(worker.pid)
@@ -417,13 +528,15 @@ class LocalExecutor:
                 pass
         deadline = time.monotonic() + (0 if kill else self.context.grace)
         for w in everyone:
-            w.process.join(max(0.0, deadline - time.monotonic()))
+            self._join(w, max(0.0, deadline - time.monotonic()))
             if w.process.exitcode is None:
                 kill_group(w.pid, signal.SIGKILL)
-                w.process.join(5)
+                self._join(w, 5)
             self.exited.append(w.pid)
             if w.conn is not None:
                 w.conn.close()
+            self._close_pipe(w)
+            self._unwatch(w.process.sentinel)
         self.pool.clear()
         self.solo.clear()
         # whatever the tasks started in the workers' process groups goes too
@@ -433,6 +546,17 @@ class LocalExecutor:
         if self.manager is not None:
             self.manager.shutdown()
             self.manager = None
+
+    def _join(self, worker: _Worker, timeout: float) -> None:
+        """``process.join(timeout)``, without the import of ``multiprocessing.connection``
+        that its timeout costs (a few milliseconds at the end of every run)."""
+        if self.poller is None:
+            worker.process.join(timeout)
+            return
+        waiter = select.poll()
+        waiter.register(worker.process.sentinel, select.POLLIN)
+        if waiter.poll(math.ceil(timeout * 1000)):
+            worker.process.join()
 
 
 def kill_group_only(pgid: int) -> None:

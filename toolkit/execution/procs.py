@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import sys
 import threading
 import time
+from typing import Any
 
+try:  # the C function: signal.signal's conversions of its arguments and result to enum
+    # members run Python code that touches pages a forked worker must then copy
+    from _signal import SIG_DFL, SIG_IGN, SIGINT, SIGTERM
+    from _signal import signal as _set_handler
+except ImportError:  # pragma: no cover - not CPython
+    from signal import SIG_DFL, SIG_IGN, SIGINT, SIGTERM
+    from signal import signal as _set_handler
+
+_LINUX = sys.platform.startswith("linux")
+_SIGKILL = int(signal.SIGKILL)
 _prctl: list = []
 
 
 def _load_prctl() -> None:
-    """Find libc's ``prctl`` once, at import: workers forked (or forked by the fork
-    server) after that inherit it instead of loading ctypes and libc each."""
-    if not _prctl and sys.platform.startswith("linux"):
+    """Find libc's ``prctl`` once, at import, and call it once (``PR_GET_DUMPABLE``,
+    which changes nothing): workers forked (or forked by the fork server) after that
+    inherit it ready, instead of loading ctypes and libc, or preparing the first call,
+    each."""
+    if not _prctl and _LINUX:
         try:
             import ctypes
 
-            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+            prctl = ctypes.CDLL(None).prctl
+            PR_GET_DUMPABLE = 3
+            prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)
+            _prctl.append(prctl)
         except Exception:  # pragma: no cover - die_with_parent falls back to polling
             _prctl.append(None)
 
@@ -29,12 +46,12 @@ _load_prctl()
 
 def die_with_parent() -> None:
     """Make this process exit when its parent dies (a SIGKILLed ``toolkit run``)."""
-    if sys.platform.startswith("linux"):
+    if _LINUX:
         try:
             _load_prctl()
             prctl = _prctl[0]
             PR_SET_PDEATHSIG = 1
-            if prctl is not None and prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if prctl is not None and prctl(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0) == 0:
                 if os.getppid() == 1:  # the parent died before prctl took effect
                     os._exit(1)
                 return
@@ -53,18 +70,117 @@ def die_with_parent() -> None:
 
 def become_worker() -> None:
     """Set up a worker process: its own process group (so that a timeout kills what the
-    task started too), Ctrl-C left to the parent, exit with the parent."""
-    with contextlib.suppress(OSError):
+    task started too), Ctrl-C left to the parent, exit with the parent.
+
+    Every instance of the ``process`` executor pays for this, in a process that copies
+    each page of its parent's memory it writes to: it is kept to the system calls."""
+    try:
         os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except OSError:
+        pass
+    _set_handler(SIGINT, SIG_IGN)
+    _set_handler(SIGTERM, SIG_DFL)
     die_with_parent()
+
+
+#: bytes of the length that precedes every message on a one-instance child's pipe
+FRAME_HEADER = 8
+
+
+def _rebuild_outbox(fd: Any) -> Outbox:
+    fd = fd.detach()  # multiprocessing's DupFd: this process's copy of the write end
+    with contextlib.suppress(OSError):
+        os.set_inheritable(fd, False)  # not for what the task execs
+    return Outbox(fd)
+
+
+class Outbox:
+    """The write end of a one-instance child's pipe to the supervisor. ``send`` writes a
+    message (a length, then its pickle); items set as on a pool worker's shared slot
+    (``[batch id, position, attempt, start time]``) are sent when an attempt starts
+    (``slot[0] = batch id``, the last item ``BatchRunner`` sets). Pickles, for spawn and
+    the fork server, as multiprocessing's own connections do: the fd is passed along."""
+
+    __slots__ = ("fd", "state")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.state = [-1.0, 0.0, 0.0, 0.0]
+
+    def __reduce__(self) -> Any:
+        from multiprocessing import reduction
+
+        return _rebuild_outbox, (reduction.DupFd(self.fd),)
+
+    def send(self, msg: Any) -> None:
+        data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
+        view = memoryview(len(data).to_bytes(FRAME_HEADER, "little") + data)
+        write, fd = os.write, self.fd
+        while view:
+            view = view[write(fd, view) :]
+
+    def __getitem__(self, item: int) -> float:
+        return self.state[item]
+
+    def __setitem__(self, item: int, value: float) -> None:
+        state = self.state
+        state[item] = value
+        if item == 0 and value >= 0:
+            self.send(("go", *state))
+
+
+def process_child(out: Any, setup: Any, batch: Any, slot: Any = None) -> None:
+    """A process for one batch (of one instance): run it, send its records to the
+    supervisor, and exit. ``out`` is an :class:`Outbox` (a pipe of its own, which is
+    also its slot), or a queue (``putter()``) with a shared ``slot``. Kept here, away
+    from the executor's module, so that a spawned child imports no more than it needs."""
+    become_worker()
+    from toolkit.execution.worker import BatchRunner, load_setup
+
+    send = out.send if slot is None else out.putter()
+    try:
+        runner = BatchRunner(setup, load_setup(setup), out if slot is None else slot)
+    except BaseException as exc:
+        startup_failed(send, exc)
+        return
+    runner.run(batch, send)
+
+
+def startup_failed(send: Any, exc: BaseException) -> None:
+    """Tell the supervisor that this worker cannot run the tasks, and why."""
+    import traceback
+
+    send(("err", f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}"))
 
 
 def manager_init() -> None:
     """Initializer of the Manager process: ignore Ctrl-C, die with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+    tune_allocator()
+
+
+def tune_allocator() -> None:
+    """In a pool worker or the Manager (processes that pass records along): let glibc's
+    malloc serve blocks of up to 4 MiB from its heap and keep up to 16 MiB free there,
+    instead of mapping each large block anew and unmapping it when freed. Every message
+    of records is a few hundred KiB that several buffers copy in turn (the joined lines,
+    pickling, the connection's reads, unpickling): with the default (adaptive)
+    thresholds they kept coming as fresh pages, and the page faults were ~15 % of the
+    CPU of a run of tiny tasks. Nothing happens with another C library."""
+    if not _LINUX:
+        return
+    try:
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+            return
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h
+        mallopt(M_MMAP_THRESHOLD, 4 << 20)
+        mallopt(M_TRIM_THRESHOLD, 16 << 20)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not glibc after all
+        pass
 
 
 def kill_group(pid: int, sig: int) -> None:

@@ -117,7 +117,7 @@ class Scheduler:
         executor: Any,
         *,
         workers: int,
-        write: Callable[[bytes, int], None],
+        write: Callable[[bytes, int, tuple[str, ...]], None],
         plugins: Any = None,
         reporter: Any = None,
         todo: dict[str, list[int] | None] | None = None,
@@ -289,19 +289,18 @@ class Scheduler:
         """Write ``n`` records of ``state`` and count them."""
         if n == 0:
             return
-        self.write(lines, n)
-        nbad = 0
-        for _index, status in bad:
+        statuses = tuple(status for _index, status in bad)
+        self.write(lines, n, statuses)
+        for status in statuses:
             state.counts[status] += 1
-            nbad += 1
             if status in FAILED_STATUSES and not self.keep_going and not self.stopping:
                 self.stopping = True
-        state.counts["ok"] += n - nbad
+        state.counts["ok"] += n - len(statuses)
         state.settled += n
         if state.keep_values or self.hook_finish:
             self._decode(state, lines, positions)
         if self.reporter is not None:
-            self.reporter.records(state.name, n, [s for _i, s in bad])
+            self.reporter.records(state.name, n, list(statuses))
 
     def _decode(self, state: TaskState, lines: bytes, positions: list[int] | None) -> None:
         records = [json.loads(line) for line in lines.splitlines() if line]

@@ -6,9 +6,9 @@ machines. It imports task functions by name; it never sees a plugin manager.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import logging
 import os
 import pickle
 import random
@@ -18,10 +18,10 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.execution.api import Batch, TaskRuntime, WorkerSetup
-from toolkit.records import json_encoder, key_maker, utc_iso
+from toolkit.records import ParamsText, json_encoder, key_maker, utc_iso
 
 #: flush records to the collector after this many, or this many seconds
 FLUSH_RECORDS = 2048
@@ -126,12 +126,27 @@ def encode_record(record: dict[str, Any]) -> tuple[str, str]:
         return _encode(record), "failed"
 
 
-class _CurrentStderr(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:  # pragma: no cover
-            self.handleError(record)
+if TYPE_CHECKING:
+    import logging
+
+
+def _stderr_handler() -> logging.Handler:
+    """A handler that writes to ``sys.stderr`` as it is when a line is logged (the
+    instance's log). ``logging`` is imported here, by the first task that asks for
+    ``ctx.logger``: the supervisor and every worker process are spared it (its memory
+    makes every fork dearer, its import every spawned process slower)."""
+    import logging
+
+    class _CurrentStderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                sys.stderr.write(self.format(record) + "\n")
+            except Exception:  # pragma: no cover
+                self.handleError(record)
+
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler
 
 
 class TaskContext:
@@ -155,11 +170,11 @@ class TaskContext:
     @property
     def logger(self) -> logging.Logger:
         """A logger whose lines go to the instance's log file."""
+        import logging
+
         logger = logging.getLogger("toolkit.task")
         if not logger.handlers:
-            handler = _CurrentStderr()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            logger.addHandler(handler)
+            logger.addHandler(_stderr_handler())
             logger.setLevel(logging.INFO)
             logger.propagate = False
         return logger
@@ -219,26 +234,57 @@ def _hostname() -> str:
     return _host[0]
 
 
+#: the tasks' constants of every BatchRunner of this process, by the tasks (kept alive)
+_per_task: dict[int, tuple[tuple[TaskRuntime, ...], dict[int, tuple[Any, ...]]]] = {}
+
+
 class BatchRunner:
     """Runs batches in this process. ``slot`` (4 shared doubles) tells the supervisor
-    which instance runs now: ``[batch id, position, attempt, start time]``."""
+    which instance runs now: ``[batch id, position, attempt, start time]``; the batch id
+    is set last when an attempt starts (a one-instance process's slot, a pipe, sends the
+    four then), and to -1 when the instance is done."""
 
     def __init__(self, setup: WorkerSetup, tasks: tuple[TaskRuntime, ...], slot: Any = None) -> None:
         self.setup = setup
         self.tasks = tasks
         self.slot = slot
         self.worker = f"{_hostname()}:{os.getpid()}"
-        self.logs = Path(setup.run_dir) / "logs" if setup.run_dir else None
+        self._logs: Path | None = None
         self.instances_run = 0
-        self._per_task: dict[int, tuple[Any, str]] = {}
+        # the tasks' constants are shared by the runners of a process, so that a process
+        # forked for one instance finds those its parent made (prepare)
+        shared = _per_task.get(id(tasks))
+        if shared is None or shared[0] is not tasks:
+            shared = _per_task[id(tasks)] = (tasks, {})
+        self._per_task: dict[int, tuple[Any, ...]] = shared[1]
 
-    def _task_consts(self, task: int) -> tuple[Any, str]:
-        """(key maker, the start of an ok record's line up to its instance) of a task."""
+    def prepare(self) -> None:
+        """Make the constants of every task now: the supervisor does before it forks
+        one-instance processes (so that each does not make them again)."""
+        for task in range(len(self.tasks)):
+            self._task_consts(task)
+
+    @property
+    def logs(self) -> Path | None:
+        """The folder of the instances' log files (made when there is one to write)."""
+        if self._logs is None and self.setup.run_dir:
+            self._logs = Path(self.setup.run_dir) / "logs"
+        return self._logs
+
+    def _task_consts(self, task: int) -> tuple[Any, str, ParamsText | None]:
+        """(key maker, the start of an ok record's line up to its instance, the params'
+        texts when the spec says how its params are made) of a task."""
         consts = self._per_task.get(task)
         if consts is None:
             rt = self.tasks[task]
-            head = '{"task": ' + _encode_str(rt.spec.name) + ', "instance": '
-            consts = self._per_task[task] = (key_maker(rt.spec.name, rt.spec.uses, rt.version), head)
+            spec = rt.spec
+            head = '{"task": ' + _encode_str(spec.name) + ', "instance": '
+            layout = getattr(spec, "params_layout", None)
+            layout = layout() if layout is not None else None
+            text = None
+            if layout is not None:
+                text = ParamsText.make(spec.name, spec.uses, rt.version, *layout, _encode)
+            consts = self._per_task[task] = (key_maker(spec.name, spec.uses, rt.version), head, text)
         return consts
 
     def _write_log(self, instance: str, text: str) -> None:
@@ -256,144 +302,265 @@ class BatchRunner:
         This loop is the per-instance cost of every executor, so it is written for speed:
         an ok record's line is formatted directly, byte for byte what ``encode_record``
         makes of ``make_record(...)`` (which every other record still goes through; see
-        tests/core/test_worker_encoding.py), with the per-task parts encoded once.
+        tests/core/test_worker_encoding.py), with the per-task parts encoded once, the
+        params' JSON and content key filled in from texts made once per task where the
+        spec says how its params are made (``ParamsText``), and the output of the batch
+        captured in one buffer that is read (and emptied) after each instance that wrote.
         """
         rt = self.tasks[batch.task]
         spec = rt.spec
         func = rt.func
         name = spec.name
-        key_of, head = self._task_consts(batch.task)
+        key_of, head, ptext = self._task_consts(batch.task)
+        one = None
+        if ptext is not None:
+            pnames = ptext.names
+            p_format, k_format = ptext.params.format, ptext.key.format
+            # the content key's hash: a copy of a hasher set up once (and, for one name,
+            # fed the text before the value) costs less than a new one
+            if len(pnames) == 1:
+                one = pnames[0]
+                p_before, p_after, k_before, k_after = ptext.pieces
+                key_hasher = hashlib.blake2b(k_before.encode(), digest_size=10).copy
+            else:
+                key_hasher = hashlib.blake2b(digest_size=10).copy
         retries = spec.retries
         capture = self.setup.capture
-        slot = self.slot
+        slot = _slot_view(self.slot)
+        slot_attempt = slot[2]
         inputs = batch.inputs
         takes_ctx, takes_inputs = rt.takes_ctx, rt.takes_inputs
         lines: list[str] = []
+        add_line = lines.append
         bad: list[tuple[int, str]] = []
-        n = 0
-        consumed = 0
+        made = flushed = 0  # records made in this batch, and emitted
+        ran = self.instances_run
         monotonic, now = time.monotonic, time.time
         t_batch = monotonic()
-        last_flush = now()
+        flush_at, flush_time = FLUSH_RECORDS, now() + FLUSH_SECONDS
         worker = self.worker
         worker_js = _encode_str(worker)
         encode, encode_str = _encode, _encode_str
-        rss_now = peak_rss_mib
-        peak, peak_at = 0.0, -1.0
-        day_sec, day_text = -1, ""  # the last whole second formatted, for utc_iso's work inline
-        StringIO = io.StringIO
+        rss_now, rss_every = peak_rss_mib, RSS_EVERY
+        peak, peak_js, rss_next = 0.0, "0.0", 0.0
+        # the whole second formatted last, as floats (comparisons with floats cost less)
+        day_lo, day_hi, day_text = 0.0, 0.0, ""
+        durations = _durations
+        first_attempt = batch.attempt
         batch_id = float(batch.id)
         total = len(batch.indices)
-        for position, index, params, iid in instances_of(spec, batch.indices):
-            if params is None:  # excluded from the matrix
-                consumed = position + 1
-                continue
-            key = key_of(params)
-            kwargs = params
-            if takes_inputs or takes_ctx:
-                kwargs = dict(params)
-                if takes_inputs:
-                    kwargs["inputs"] = inputs if inputs is not None else []
-            attempt = batch.attempt
-            log_parts: list[str] = []
-            while True:
-                if slot is not None:
+        consumed = 0
+        if capture:
+            out = io.StringIO()
+            saved = sys.stdout, sys.stderr
+            sys.stdout = sys.stderr = out
+        try:
+            for position, index, params, iid in instances_of(spec, batch.indices):
+                if params is None:  # excluded from the matrix
+                    continue
+                params_js = None
+                if one is not None:  # the params' JSON and key from the task's texts
+                    v = params[one]
+                    kind = type(v)
+                    if kind is int or kind is str:
+                        v = repr(v) if kind is int else encode_str(v)
+                        params_js = f"{p_before}{v}{p_after}"
+                        hasher = key_hasher()
+                        hasher.update(f"{v}{k_after}".encode())
+                        key = hasher.hexdigest()
+                elif ptext is not None:
+                    vs = []
+                    for pname in pnames:
+                        v = params[pname]
+                        kind = type(v)
+                        if kind is int:
+                            vs.append(repr(v))
+                        elif kind is str:
+                            vs.append(encode_str(v))
+                        else:
+                            break
+                    else:
+                        params_js = p_format(*vs)
+                        hasher = key_hasher()
+                        hasher.update(k_format(*vs).encode())
+                        key = hasher.hexdigest()
+                if params_js is None:
+                    key = key_of(params)
+                kwargs = params
+                if takes_inputs or takes_ctx:
+                    kwargs = dict(params)
+                    if takes_inputs:
+                        kwargs["inputs"] = inputs if inputs is not None else []
+                attempt = first_attempt
+                log_parts: list[str] | None = None
+                while True:
                     slot[1] = position
-                    slot[2] = attempt
+                    if attempt != slot_attempt:
+                        slot[2] = slot_attempt = attempt
                     slot[3] = monotonic()
                     slot[0] = batch_id
-                if takes_ctx:
-                    kwargs["ctx"] = TaskContext(iid, attempt, self.setup.run_dir, key)
-                error = None
-                value = None
-                if capture:
-                    out = StringIO()
-                    saved = sys.stdout, sys.stderr
-                    sys.stdout = sys.stderr = out
-                started = now()
-                try:
-                    value = func(**kwargs)
-                    status = "ok"
-                except BaseException as exc:  # a task's SystemExit is its failure too
-                    status = "failed"
-                    error = error_dict(exc)
-                finished = now()
-                if capture:
-                    sys.stdout, sys.stderr = saved
-                    text = out.getvalue()
-                    if text or error:
-                        if attempt > batch.attempt or error:
-                            log_parts.append(f"--- {iid} attempt {attempt} ---\n")
-                        log_parts.append(text)
-                        if error:
-                            log_parts.append(error["traceback"])
-                if status == "ok" or attempt > retries:
-                    break
-                time.sleep(backoff(attempt))
-                attempt += 1
-            if slot is not None:
+                    if takes_ctx:
+                        kwargs["ctx"] = TaskContext(iid, attempt, self.setup.run_dir, key)
+                    started = now()
+                    try:
+                        value = func(**kwargs)
+                    except BaseException as exc:  # a task's SystemExit is its failure too
+                        value = None
+                        status = "failed"
+                        error = error_dict(exc)
+                    else:
+                        status = "ok"
+                        error = None
+                    finished = now()
+                    if capture and (
+                        out.tell() or error is not None or sys.stdout is not out or sys.stderr is not out
+                    ):
+                        text = ""
+                        if out.tell():
+                            text = out.getvalue()
+                            out.seek(0)
+                            out.truncate()
+                        if sys.stdout is not out or sys.stderr is not out:  # the task replaced them
+                            sys.stdout = sys.stderr = out
+                        if text or error:
+                            if log_parts is None:
+                                log_parts = []
+                            if attempt > first_attempt or error:
+                                log_parts.append(f"--- {iid} attempt {attempt} ---\n")
+                            log_parts.append(text)
+                            if error:
+                                log_parts.append(error["traceback"])
+                    if error is None or attempt > retries:
+                        break
+                    time.sleep(backoff(attempt))
+                    attempt += 1
                 slot[0] = -1.0
-            if finished - peak_at >= RSS_EVERY or finished - started >= RSS_EVERY:
-                peak, peak_at = rss_now(), finished
-            line = None
-            if status == "ok":
-                # utc_iso(started) and utc_iso(finished), the same text, inline
-                sec_s = int(started)
-                if sec_s != day_sec:
-                    day_sec, day_text = sec_s, utc_iso(sec_s)[:-8]
-                iso_s = f"{day_text}.{int((started - sec_s) * 1_000_000):06d}Z"
-                sec_f = int(finished)
-                if sec_f != day_sec:
-                    day_sec, day_text = sec_f, utc_iso(sec_f)[:-8]
-                iso_f = f"{day_text}.{int((finished - sec_f) * 1_000_000):06d}Z"
-                try:
-                    kind = type(value)  # the JSON of an int is its repr, of a str encode_str's
-                    value_js = (
-                        repr(value) if kind is int else encode_str(value) if kind is str else encode(value)
+                duration = finished - started
+                if duration >= rss_every or finished >= rss_next:
+                    peak = rss_now()
+                    peak_js, rss_next = repr(peak), finished + rss_every
+                line = None
+                if error is None:
+                    # utc_iso(started) and utc_iso(finished), the same text, inline ("%06d"
+                    # truncates as int() does, and costs less than an f-string's ":06d")
+                    if not day_lo <= started < day_hi:
+                        sec = int(started)
+                        day_lo, day_hi, day_text = float(sec), float(sec + 1), utc_iso(sec)[:-8]
+                    s_lo, s_text = day_lo, day_text
+                    if not day_lo <= finished < day_hi:
+                        sec = int(finished)
+                        day_lo, day_hi, day_text = float(sec), float(sec + 1), utc_iso(sec)[:-8]
+                    # repr(round(duration, 6)), remembered: a short duration is a multiple of
+                    # the clock's step, so the same few values come again and again
+                    duration_js = durations.get(duration)
+                    if duration_js is None:
+                        duration_js = repr(round(duration, 6))
+                        if len(durations) < 4096:
+                            durations[duration] = duration_js
+                    # the JSON of an int or a finite float is its repr, of a str encode_str's
+                    kind = type(value)
+                    try:
+                        if kind is int:
+                            value_js = repr(value)
+                        elif kind is str:
+                            value_js = encode_str(value)
+                        elif kind is float and -_INF < value < _INF:
+                            value_js = repr(value)
+                        elif value is None:
+                            value_js = "null"
+                        else:
+                            value_js = encode(value)
+                        if params_js is None:
+                            params_js = encode(params)
+                        line = (
+                            f'{head}{encode_str(iid)}, "key": "{key}", "params": {params_js}, '
+                            f'"status": "ok", "value": {value_js}, "error": null, "attempts": {attempt}, '
+                            f'"started": "{s_text}.{"%06d" % ((started - s_lo) * 1e6)}Z", '  # noqa: UP031
+                            f'"finished": "{day_text}.{"%06d" % ((finished - day_lo) * 1e6)}Z", '  # noqa: UP031
+                            f'"duration_s": {duration_js}, "worker": {worker_js}, '
+                            f'"peak_rss_mib": {peak_js}}}'
+                        )
+                    except (TypeError, ValueError):
+                        line = None  # the general path below makes it a failed record
+                if line is None:
+                    record = make_record(
+                        task=name,
+                        instance=iid,
+                        key=key,
+                        params=params,
+                        status=status,
+                        value=value,
+                        error=error,
+                        attempts=attempt,
+                        started=started,
+                        finished=finished,
+                        worker=worker,
+                        peak_rss=peak,
                     )
-                    line = (
-                        f'{head}{encode_str(iid)}, "key": "{key}", "params": {encode(params)}, '
-                        f'"status": "ok", "value": {value_js}, "error": null, "attempts": {attempt}, '
-                        f'"started": "{iso_s}", "finished": "{iso_f}", '
-                        f'"duration_s": {round(finished - started, 6)!r}, "worker": {worker_js}, '
-                        f'"peak_rss_mib": {peak!r}}}'
+                    line, status = encode_record(record)
+                    if status != "ok":
+                        bad.append((index, status))
+                if log_parts is not None:
+                    self._write_log(iid, "".join(log_parts))
+                add_line(line)
+                made += 1
+                if limit and ran + made >= limit and position + 1 < total:
+                    consumed = position + 1
+                    break
+                if made >= flush_at or finished > flush_time:
+                    emit(
+                        ("rec", batch.id, position + 1, made - flushed, _join(lines), tuple(bad), False, 0.0)
                     )
-                except (TypeError, ValueError):
-                    line = None  # the general path below makes it a failed record
-            if line is None:
-                record = make_record(
-                    task=name,
-                    instance=iid,
-                    key=key,
-                    params=params,
-                    status=status,
-                    value=value,
-                    error=error,
-                    attempts=attempt,
-                    started=started,
-                    finished=finished,
-                    worker=worker,
-                    peak_rss=peak,
-                )
-                line, status = encode_record(record)
-                if status != "ok":
-                    bad.append((index, status))
-            if log_parts:
-                self._write_log(iid, "".join(log_parts))
-            lines.append(line)
-            n += 1
-            consumed = position + 1
-            self.instances_run += 1
-            if limit and self.instances_run >= limit and consumed < total:
-                break
-            if n >= FLUSH_RECORDS or finished - last_flush > FLUSH_SECONDS:
-                emit(("rec", batch.id, consumed, n, _join(lines), tuple(bad), False, 0.0))
-                lines, bad, n = [], [], 0
-                last_flush = finished
-        final = consumed >= total
-        emit(("rec", batch.id, consumed, n, _join(lines), tuple(bad), final, monotonic() - t_batch))
+                    lines, bad = [], []
+                    add_line = lines.append
+                    flushed, flush_at, flush_time = made, made + FLUSH_RECORDS, finished + FLUSH_SECONDS
+            else:
+                consumed = total
+        finally:
+            self.instances_run = ran + made
+            if capture:
+                sys.stdout, sys.stderr = saved
+        emit(
+            (
+                "rec",
+                batch.id,
+                consumed,
+                made - flushed,
+                _join(lines),
+                tuple(bad),
+                consumed >= total,
+                monotonic() - t_batch,
+            )
+        )
         return consumed
 
 
+#: buffer formats of native doubles (ctypes spells them with the byte order)
+_NATIVE_DOUBLES = ("d", "@d", "=d", "<d" if sys.byteorder == "little" else ">d")
+
+
+def _slot_view(slot: Any) -> Any:
+    """What ``BatchRunner.run`` writes the slot through: shared doubles (a ctypes array,
+    a memoryview) as a memoryview of doubles, written faster than a ctypes array; any
+    other slot as it is; a list nobody reads for none."""
+    if slot is None:
+        return [-1.0, 0.0, 0.0, 0.0]
+    try:
+        view = memoryview(slot)
+    except TypeError:
+        return slot
+    if view.ndim == 1 and view.format in _NATIVE_DOUBLES:
+        return view.cast("B").cast("d")
+    return slot
+
+
+#: ``repr(round(d, 6))`` of durations ``d`` seen (see ``BatchRunner.run``)
+_durations: dict[float, str] = {}
+_INF = float("inf")
+
+
 def _join(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+    if not lines:
+        return b""
+    lines.append("")  # for the last newline: one string made, not two
+    return "\n".join(lines).encode()

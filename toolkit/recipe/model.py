@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -145,6 +145,103 @@ class TaskSpec:
             return self.name
         inner = ",".join(f"{k}={id_text(combo[k])}" for k in sorted(combo))
         return f"{self.name}[{inner}]"
+
+    # -- a batch of instances ----------------------------------------------------
+    def instances(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        """``(position, index, params, instance id)`` for each of ``indices``, in order;
+        an index the matrix excludes gives ``(position, index, None, None)``.
+
+        What :meth:`combo`, :meth:`params_for` and :meth:`instance_id` give index by
+        index (the worker's batch loop uses this), faster: a matrix without ``include``
+        entries and params without ``${matrix.X}`` templates (the usual shapes) is expanded
+        here directly; any other goes through those three methods."""
+        space = self._space
+        if self._template.compiled or space.extenders or space.standalone or not space.names:
+            return self._instances_general(indices)
+        if len(space.names) == 1 and not space.rules:
+            return self._instances_one_axis(indices)
+        return self._instances_product(indices)
+
+    def _instances_general(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        combo_of, params_for, id_of = self.combo, self.params_for, self.instance_id
+        for position, index in enumerate(indices):
+            combo = combo_of(index)
+            if combo is None:
+                yield position, index, None, None
+            else:
+                yield position, index, params_for(combo), id_of(combo)
+
+    def _instances_one_axis(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        # params_for(combo) is dict(params) updated with the combo: {**base, axis: value}
+        # keeps the position of an axis that params also name, as update does
+        space = self._space
+        name = space.names[0]
+        values = space.values[0]
+        size = space.product
+        base = self._template.params
+        head = f"{self.name}[{name}="
+        if (
+            type(values) is range
+            and type(indices) is range
+            and indices.step == 1
+            and (not indices or 0 <= indices.start <= indices[-1] < size)
+        ):
+            # consecutive indices on a range axis (a batch of the usual sweep): the values
+            # are a slice of the range, every one an int, whose id text is str(int)
+            start = indices.start
+            for position, value in enumerate(values[start : indices.stop]):
+                yield (
+                    position,
+                    start + position,
+                    {**base, name: value} if base else {name: value},
+                    f"{head}{value}]",
+                )
+            return
+        for position, index in enumerate(indices):
+            if not 0 <= index < size:
+                space.combo(index)  # raises the IndexError
+            value = values[index]
+            kind = type(value)
+            text = value if kind is str else str(value) if kind is int else id_text(value)
+            yield position, index, {**base, name: value} if base else {name: value}, f"{head}{text}]"
+
+    def _instances_product(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        # a product of axes (excluded combinations left out): the combo holds the axes in
+        # sorted name order, which is also the order of the instance id
+        space = self._space
+        names, values, sizes, rules = space.names, space.values, space.sizes, space.rules
+        size = space.product
+        back = range(len(sizes) - 1, -1, -1)
+        axes = tuple(zip(names, values, strict=True))
+        base = self._template.params
+        head = f"{self.name}["
+        for position, index in enumerate(indices):
+            if not 0 <= index < size:
+                space.combo(index)  # raises the IndexError
+            digits = [0] * len(sizes)
+            rest = index
+            for pos in back:
+                rest, digits[pos] = divmod(rest, sizes[pos])
+            if rules and any(all(digits[p] == vi for p, vi in rule) for rule in rules):
+                yield position, index, None, None
+                continue
+            params = dict(base)
+            parts = []
+            for (name, axis), digit in zip(axes, digits, strict=True):
+                value = params[name] = axis[digit]
+                kind = type(value)
+                text = value if kind is str else str(value) if kind is int else id_text(value)
+                parts.append(f"{name}={text}")
+            yield position, index, params, f"{head}{','.join(parts)}]"
+
+    def params_layout(self) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+        """``(base, names)`` when the params of every instance are ``dict(base)`` updated
+        with its matrix values of ``names``, in that order (no ``${matrix.X}`` template,
+        no ``include`` entry); None otherwise. ``base`` is shared: do not change it."""
+        space = self._space
+        if self._template.compiled or space.extenders or space.standalone:
+            return None
+        return self._template.params, space.names
 
     def to_table(self) -> dict[str, Any]:
         table: dict[str, Any] = {"name": self.name, "uses": self.uses}

@@ -139,7 +139,10 @@ class Collector:
         self.records = 0
         self.dropped: list[str] = []
 
-    def write(self, lines: bytes, n: int) -> None:
+    def write(self, lines: bytes, n: int, statuses: tuple[str, ...] | None = None) -> None:
+        """Hand ``n`` records (``lines``) to every sink. ``statuses``, when the caller
+        knows them, are those of the records that are not ok: with neither a timeout nor
+        a crash among them, the lines need no looking into (see ``_note_failures``)."""
         batch = RecordBatch(lines, n)
         self.sinks[0].write(batch)
         for i in range(len(self.sinks) - 1, 0, -1):
@@ -148,7 +151,12 @@ class Collector:
             except Exception as exc:
                 self._drop(i, exc)
         self.records += n
-        if self.logs is not None and any(tag in lines for tag in _PARENT_MADE):
+        if self.logs is None:
+            return
+        if statuses is not None:
+            if "timeout" in statuses or "crashed" in statuses:
+                self._note_failures(batch)
+        elif any(tag in lines for tag in _PARENT_MADE):
             self._note_failures(batch)
 
     def _drop(self, i: int, exc: Exception) -> None:
