@@ -373,10 +373,14 @@ def new_plugin_manager() -> pluggy.PluginManager:
     through ``inspect.getattr_static``) for a hook implementation: a non-callable value
     (a docstring, ``__spec__``, a constant) cannot be one, and is skipped before that
     lookup. That is half the cost of registering the built-in plugins at every start.
+    A function that ``toolkit.hookimpl`` marked before pluggy was imported is marked
+    by pluggy's marker on the way.
     """
     global _manager_class
     if _manager_class is None:
         import pluggy
+
+        from toolkit.hookspecs import hookimpl
 
         class PluginManager(pluggy.PluginManager):
             def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
@@ -384,6 +388,10 @@ def new_plugin_manager() -> pluggy.PluginManager:
                     value = plugin.__dict__.get(name, _MISSING)
                     if not (value is _MISSING or callable(value) or isinstance(value, classmethod)):
                         return None
+                    # marked by toolkit.hookimpl before pluggy was imported: mark it now
+                    pending = getattr(value, "toolkit_impl_pending", None)
+                    if pending is not None and not hasattr(value, "toolkit_impl"):
+                        hookimpl(value, **pending)
                 return super().parse_hookimpl_opts(plugin, name)
 
         _manager_class = PluginManager

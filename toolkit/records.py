@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any
 
-import attrs
+try:  # the hash itself, without hashlib, which loads OpenSSL (~2 ms and 0.6 MiB per worker)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b
 
 #: statuses a record can have; only "ok" counts as success
 STATUSES = ("ok", "failed", "timeout", "crashed", "skipped")
@@ -57,15 +59,33 @@ def json_encoder(
 _dumps = json_encoder(separators=(",", ":"), sort_keys=True)
 
 
-@attrs.frozen(kw_only=True)
 class Instance:
-    """One task instance: what ``toolkit_task_start`` and ``toolkit_task_finish`` see."""
+    """One task instance: what ``toolkit_task_start`` and ``toolkit_task_finish`` see.
+    Compared by task, index, id and key. (A plain class: workers import this module,
+    and attrs costs a spawned worker ~10 ms to import.)"""
 
-    task: str
-    index: int
-    id: str
-    key: str
-    params: dict[str, Any] = attrs.field(eq=False)
+    __slots__ = ("id", "index", "key", "params", "task")
+
+    def __init__(self, *, task: str, index: int, id: str, key: str, params: dict[str, Any]) -> None:
+        self.task = task
+        self.index = index
+        self.id = id
+        self.key = key
+        self.params = params
+
+    def _compared(self) -> tuple[str, int, str, str]:
+        return (self.task, self.index, self.id, self.key)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Instance:
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        return f"Instance(task={self.task!r}, index={self.index!r}, id={self.id!r}, key={self.key!r})"
 
 
 def instance_key(task: str, uses: str, version: str | None, params: dict[str, Any]) -> str:
@@ -74,21 +94,21 @@ def instance_key(task: str, uses: str, version: str | None, params: dict[str, An
         blob = _dumps([task, uses, version, params])
     except (TypeError, ValueError):
         blob = repr([task, uses, version, sorted(params.items())])
-    return hashlib.blake2b(blob.encode(), digest_size=10).hexdigest()
+    return blake2b(blob.encode(), digest_size=10).hexdigest()
 
 
 def key_maker(task: str, uses: str, version: str | None) -> Any:
     """``params -> instance_key(task, uses, version, params)``, faster: the part of the
     hashed text that is the same for every instance of the task is encoded once."""
     prefix = _dumps([task, uses, version])[:-1] + ","
-    blake2b = hashlib.blake2b
+    new_hash = blake2b
 
     def key(params: dict[str, Any]) -> str:
         try:
             blob = prefix + _dumps(params) + "]"
         except (TypeError, ValueError):
             blob = repr([task, uses, version, sorted(params.items())])
-        return blake2b(blob.encode(), digest_size=10).hexdigest()
+        return new_hash(blob.encode(), digest_size=10).hexdigest()
 
     return key
 

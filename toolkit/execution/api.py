@@ -9,53 +9,30 @@ runs a batch anywhere and emits ready-encoded JSON lines.
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+# what workers receive: plain classes of their own module, which a worker imports
+# without this one (and attrs)
+from toolkit.execution.payload import Batch, TaskRuntime, WorkerSetup
+
 if TYPE_CHECKING:
     from toolkit.recipe.model import Recipe
 
-
-@attrs.frozen(kw_only=True)
-class TaskRuntime:
-    """What a worker needs to run one recipe task. Pickled by reference: ``func`` by name."""
-
-    spec: Any  # toolkit.recipe.model.TaskSpec
-    func: Any
-    version: str | None = None
-    takes_ctx: bool = False
-    takes_inputs: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class WorkerSetup:
-    """Sent once to every worker. ``tasks`` is pickled separately: the plugin files that
-    define the task functions must be imported (``files``) before it can be unpickled."""
-
-    files: tuple[str, ...] = ()
-    tasks_blob: bytes = b""
-    run_dir: str = ""
-    capture: bool = True
-
-    @classmethod
-    def build(cls, files: Sequence[str], tasks: Sequence[TaskRuntime], run_dir: Path | str) -> WorkerSetup:
-        return cls(files=tuple(files), tasks_blob=pickle.dumps(tuple(tasks)), run_dir=str(run_dir))
-
-
-@attrs.frozen(kw_only=True)
-class Batch:
-    """Instances of one task, by index, at one attempt number."""
-
-    id: int
-    task: int  # position of the task in the recipe
-    indices: range | tuple[int, ...]
-    attempt: int = 1
-    inputs: list[dict[str, Any]] | None = None
-    isolate: bool = False
+__all__ = [
+    "Batch",
+    "Event",
+    "Executor",
+    "ExecutorContext",
+    "Lost",
+    "Records",
+    "TaskRuntime",
+    "Unfinished",
+    "WorkerError",
+    "WorkerSetup",
+]
 
 
 @attrs.frozen

@@ -146,6 +146,144 @@ def process_child(out: Any, setup: Any, batch: Any, slot: Any = None) -> None:
     runner.run(batch, send)
 
 
+class ForkedProcess:
+    """A one-instance process started by :func:`fork_child`, with what the executor uses
+    of a ``multiprocessing.Process``: ``pid``, ``sentinel`` (readable once it has
+    exited: a pidfd, or the read end of a pipe only the child holds where there are no
+    pidfds), ``join`` and ``exitcode`` (negative: the signal that killed it)."""
+
+    __slots__ = ("exitcode", "pid", "sentinel")
+
+    def __init__(self, pid: int, sentinel: int) -> None:
+        self.pid = pid
+        self.sentinel = sentinel
+        self.exitcode: int | None = None
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.exitcode is not None:
+            return
+        if timeout is not None:
+            import select
+
+            if not select.select([self.sentinel], [], [], max(0.0, timeout))[0]:
+                return
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:  # reaped by someone else: it is gone, how is unknown
+            return
+        self.exitcode = os.waitstatus_to_exitcode(status)
+
+    def __del__(self) -> None:  # as multiprocessing closes its sentinel: when it is dropped
+        with contextlib.suppress(OSError):
+            os.close(self.sentinel)
+
+
+def _pidfds() -> bool:
+    """Whether this system has pidfds (Linux >= 5.3; Python >= 3.9): asked once."""
+    if not _pidfd_ok:
+        ok = False
+        if hasattr(os, "pidfd_open"):
+            try:
+                os.close(os.pidfd_open(os.getpid()))
+                ok = True
+            except OSError:  # pragma: no cover - an older kernel, or seccomp
+                pass
+        _pidfd_ok.append(ok)
+    return _pidfd_ok[0]
+
+
+_pidfd_ok: list[bool] = []
+
+
+def fork_child(setup: Any, batch: Any) -> tuple[ForkedProcess, int]:
+    """Start a one-instance process with ``os.fork`` (the ``fork`` start method only):
+    ``(process, the read end of its pipe)``.
+
+    This is what ``multiprocessing.Process.start`` does under fork without what it adds
+    around it, which a process that lives for one instance pays for in full: in the
+    parent, the bookkeeping of its children and a finalizer per process; in the child,
+    the reset of ``multiprocessing``'s state, a new ``sys.stdin``, its exit functions,
+    each touching memory that the child must then copy. The child here does what a
+    child of ``multiprocessing`` would for a task: stdin from ``/dev/null``, its own
+    process group, ``process_child``, non-daemon threads waited for, the streams
+    flushed, then ``os._exit`` (no ``atexit`` handlers of the supervisor)."""
+    pidfds = _pidfds()
+    inbox, out = os.pipe()
+    sentinel = child_end = pid = -1
+    try:
+        if not pidfds:  # the child holds the write end until it exits
+            sentinel, child_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (its behaviour is tested, not its lines)
+            _forked_child(out, (inbox, sentinel), setup, batch)
+        if pidfds:
+            sentinel = os.pidfd_open(pid)
+    except BaseException:
+        os.close(inbox)
+        if sentinel >= 0:
+            os.close(sentinel)
+        if pid > 0:  # no way to watch it (no fd left?): it does not run unsupervised
+            with contextlib.suppress(OSError):
+                os.kill(pid, _SIGKILL)
+                os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(out)  # the child's now: its exit (or death) ends what the pipe can say
+        if child_end >= 0:
+            os.close(child_end)
+    return ForkedProcess(pid, sentinel), inbox
+
+
+def _forked_child(out: int, close: tuple[int, int], setup: Any, batch: Any) -> None:  # pragma: no cover
+    code = 1
+    try:
+        try:
+            for fd in close:
+                if fd >= 0:
+                    os.close(fd)
+            _stdin_from_devnull()
+            mp_util = sys.modules.get("multiprocessing.util")
+            if mp_util is not None:  # what multiprocessing resets in a child it forks
+                mp_util._finalizer_registry.clear()
+                mp_util._run_after_forkers()
+            process_child(Outbox(out), setup, batch)
+            code = 0
+        except SystemExit as e:
+            if e.code is None:
+                code = 0
+            elif isinstance(e.code, int):
+                code = e.code
+            else:
+                sys.stderr.write(f"{e.code}\n")
+        except BaseException:
+            import traceback
+
+            sys.stderr.write("Process toolkit-task:\n")
+            traceback.print_exc()
+        finally:
+            threading_mod = sys.modules.get("threading")
+            if threading_mod is not None:
+                threading_mod._shutdown()  # type: ignore[attr-defined]
+            mp_util = sys.modules.get("multiprocessing.util")
+            if mp_util is not None:  # the task's own multiprocessing children and finalizers
+                mp_util._exit_function()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+    finally:
+        os._exit(code)
+
+
+def _stdin_from_devnull() -> None:
+    """What multiprocessing does to a child's stdin, as system calls: file descriptor 0
+    reads /dev/null (nothing a task reads, or a program it runs, waits on the terminal)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(os.devnull, os.O_RDONLY)
+        if fd != 0:
+            os.dup2(fd, 0)
+            os.close(fd)
+
+
 def startup_failed(send: Any, exc: BaseException) -> None:
     """Tell the supervisor that this worker cannot run the tasks, and why."""
     import traceback

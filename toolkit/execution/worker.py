@@ -6,22 +6,24 @@ machines. It imports task functions by name; it never sees a plugin manager.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import pickle
-import random
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.execution.api import Batch, TaskRuntime, WorkerSetup
-from toolkit.records import ParamsText, json_encoder, key_maker, utc_iso
+# a worker under spawn is a fresh interpreter: what it imports here counts for every
+# process of the ``process`` executor (no attrs, no hashlib and OpenSSL, and random
+# and traceback only when an attempt fails)
+from toolkit.records import ParamsText, blake2b, json_encoder, key_maker, utc_iso
+
+if TYPE_CHECKING:
+    from toolkit.execution.payload import Batch, TaskRuntime, WorkerSetup
 
 #: flush records to the collector after this many, or this many seconds
 FLUSH_RECORDS = 2048
@@ -48,6 +50,8 @@ except ImportError:  # pragma: no cover - not POSIX
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: exponential, capped, jittered."""
+    import random
+
     return min(0.1 * 2 ** (attempt - 1), 10.0) * (1.0 + random.uniform(0, 0.1))
 
 
@@ -70,6 +74,8 @@ def safe_name(instance_id: str) -> str:
 
 
 def error_dict(exc: BaseException) -> dict[str, str]:
+    import traceback
+
     return {
         "type": type(exc).__name__,
         "message": str(exc),
@@ -321,9 +327,9 @@ class BatchRunner:
             if len(pnames) == 1:
                 one = pnames[0]
                 p_before, p_after, k_before, k_after = ptext.pieces
-                key_hasher = hashlib.blake2b(k_before.encode(), digest_size=10).copy
+                key_hasher = blake2b(k_before.encode(), digest_size=10).copy
             else:
-                key_hasher = hashlib.blake2b(digest_size=10).copy
+                key_hasher = blake2b(digest_size=10).copy
         retries = spec.retries
         capture = self.setup.capture
         slot = _slot_view(self.slot)

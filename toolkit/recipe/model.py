@@ -2,23 +2,26 @@
 
 Build a recipe with :func:`toolkit.recipe.read_recipe` (or :meth:`Recipe.from_table`),
 which validates everything first; write it back with ``tomli_w.dumps(r.to_table())``.
-Every object here pickles: a recipe travels to worker processes.
+Every object here pickles. Worker processes receive each task as a plain
+:class:`~toolkit.recipe.instances.TaskView` (:meth:`TaskSpec.for_worker`), which needs
+neither attrs nor this module.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import validators as av
 
 from toolkit.durations import format_duration
+from toolkit.recipe.instances import TaskInstances, TaskView
 from toolkit.recipe.interpolate import escape
 from toolkit.recipe.keys import NAME_RE, START_METHODS
-from toolkit.recipe.matrix import Matrix, axis_values, id_text
+from toolkit.recipe.matrix import Matrix, axis_values
 from toolkit.recipe.params import ParamTemplate
 
 if TYPE_CHECKING:
@@ -31,6 +34,12 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    """``tuple(value)``, as a converter: for ``tuple`` itself attrs reads the signature of
+    a builtin, which compiles the tokenize module's regular expressions (~5 ms)."""
+    return tuple(value)
 
 
 av_name = av.matches_re(NAME_RE)
@@ -85,8 +94,9 @@ class OutputSettings:
 
 
 @attrs.frozen(kw_only=True)
-class TaskSpec:
-    """One ``[[task]]``, resolved: its instances come from :meth:`combo` by index.
+class TaskSpec(TaskInstances):
+    """One ``[[task]]``, resolved: its instances come from :meth:`combo` by index (the
+    methods of :class:`~toolkit.recipe.instances.TaskInstances`).
 
     ``params`` holds the values with ``${vars...}``, ``${env...}`` and ``${recipe...}``
     resolved; strings that still use ``${matrix.NAME}`` are kept as written (with
@@ -98,11 +108,11 @@ class TaskSpec:
     uses: str = attrs.field(validator=av.instance_of(str))
     params: dict[str, Any] = attrs.field(factory=dict)
     matrix: dict[str, Any] = attrs.field(factory=dict)
-    needs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    needs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     retries: int = attrs.field(default=0, validator=_count)
     timeout: float | None = attrs.field(default=None, validator=_timeout)
     isolate: bool = attrs.field(default=False, validator=av.instance_of(bool))
-    templates: tuple[tuple[Any, ...], ...] = attrs.field(default=(), converter=tuple)
+    templates: tuple[tuple[Any, ...], ...] = attrs.field(default=(), converter=_tuple)
     # derived, rebuilt from the fields above; small, so it simply pickles along
     _space: Matrix = attrs.field(init=False, eq=False, repr=False)
     _template: ParamTemplate = attrs.field(init=False, eq=False, repr=False)
@@ -113,135 +123,10 @@ class TaskSpec:
         object.__setattr__(self, "_space", space)
         object.__setattr__(self, "_template", ParamTemplate(self.name, self.params, self.templates))
 
-    # -- the index space ---------------------------------------------------
-    def space(self) -> int:
-        """Size of the index space: the product of the axes plus standalone includes."""
-        return self._space.space
-
-    def count(self) -> int:
-        """Number of instances: the space minus the excluded combinations."""
-        return self._space.count()
-
-    def combo(self, index: int) -> dict[str, Any] | None:
-        """Matrix values of the instance at ``index``; None if that index is excluded."""
-        return self._space.combo(index)
-
-    def iter_combos(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(index, combo)`` of every instance, by ascending index."""
-        return self._space.iter_combos()
-
-    def matrix_keys(self) -> set[str]:
-        """Every name a combination may carry (axes and include keys)."""
-        return self._space.keys()
-
-    # -- one instance ------------------------------------------------------
-    def params_for(self, combo: Mapping[str, Any]) -> dict[str, Any]:
-        """The keyword arguments of one instance: params, ``${matrix.X}`` filled, combo over."""
-        return self._template.fill(combo)
-
-    def instance_id(self, combo: Mapping[str, Any]) -> str:
-        """``estimate[method=plain,seed=3]``; the bare task name without a matrix."""
-        if not combo:
-            return self.name
-        inner = ",".join(f"{k}={id_text(combo[k])}" for k in sorted(combo))
-        return f"{self.name}[{inner}]"
-
-    # -- a batch of instances ----------------------------------------------------
-    def instances(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
-        """``(position, index, params, instance id)`` for each of ``indices``, in order;
-        an index the matrix excludes gives ``(position, index, None, None)``.
-
-        What :meth:`combo`, :meth:`params_for` and :meth:`instance_id` give index by
-        index (the worker's batch loop uses this), faster: a matrix without ``include``
-        entries and params without ``${matrix.X}`` templates (the usual shapes) is expanded
-        here directly; any other goes through those three methods."""
-        space = self._space
-        if self._template.compiled or space.extenders or space.standalone or not space.names:
-            return self._instances_general(indices)
-        if len(space.names) == 1 and not space.rules:
-            return self._instances_one_axis(indices)
-        return self._instances_product(indices)
-
-    def _instances_general(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
-        combo_of, params_for, id_of = self.combo, self.params_for, self.instance_id
-        for position, index in enumerate(indices):
-            combo = combo_of(index)
-            if combo is None:
-                yield position, index, None, None
-            else:
-                yield position, index, params_for(combo), id_of(combo)
-
-    def _instances_one_axis(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
-        # params_for(combo) is dict(params) updated with the combo: {**base, axis: value}
-        # keeps the position of an axis that params also name, as update does
-        space = self._space
-        name = space.names[0]
-        values = space.values[0]
-        size = space.product
-        base = self._template.params
-        head = f"{self.name}[{name}="
-        if (
-            type(values) is range
-            and type(indices) is range
-            and indices.step == 1
-            and (not indices or 0 <= indices.start <= indices[-1] < size)
-        ):
-            # consecutive indices on a range axis (a batch of the usual sweep): the values
-            # are a slice of the range, every one an int, whose id text is str(int)
-            start = indices.start
-            for position, value in enumerate(values[start : indices.stop]):
-                yield (
-                    position,
-                    start + position,
-                    {**base, name: value} if base else {name: value},
-                    f"{head}{value}]",
-                )
-            return
-        for position, index in enumerate(indices):
-            if not 0 <= index < size:
-                space.combo(index)  # raises the IndexError
-            value = values[index]
-            kind = type(value)
-            text = value if kind is str else str(value) if kind is int else id_text(value)
-            yield position, index, {**base, name: value} if base else {name: value}, f"{head}{text}]"
-
-    def _instances_product(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
-        # a product of axes (excluded combinations left out): the combo holds the axes in
-        # sorted name order, which is also the order of the instance id
-        space = self._space
-        names, values, sizes, rules = space.names, space.values, space.sizes, space.rules
-        size = space.product
-        back = range(len(sizes) - 1, -1, -1)
-        axes = tuple(zip(names, values, strict=True))
-        base = self._template.params
-        head = f"{self.name}["
-        for position, index in enumerate(indices):
-            if not 0 <= index < size:
-                space.combo(index)  # raises the IndexError
-            digits = [0] * len(sizes)
-            rest = index
-            for pos in back:
-                rest, digits[pos] = divmod(rest, sizes[pos])
-            if rules and any(all(digits[p] == vi for p, vi in rule) for rule in rules):
-                yield position, index, None, None
-                continue
-            params = dict(base)
-            parts = []
-            for (name, axis), digit in zip(axes, digits, strict=True):
-                value = params[name] = axis[digit]
-                kind = type(value)
-                text = value if kind is str else str(value) if kind is int else id_text(value)
-                parts.append(f"{name}={text}")
-            yield position, index, params, f"{head}{','.join(parts)}]"
-
-    def params_layout(self) -> tuple[dict[str, Any], tuple[str, ...]] | None:
-        """``(base, names)`` when the params of every instance are ``dict(base)`` updated
-        with its matrix values of ``names``, in that order (no ``${matrix.X}`` template,
-        no ``include`` entry); None otherwise. ``base`` is shared: do not change it."""
-        space = self._space
-        if self._template.compiled or space.extenders or space.standalone:
-            return None
-        return self._template.params, space.names
+    def for_worker(self) -> TaskView:
+        """This task as worker processes receive it: a plain :class:`TaskView`, which
+        unpickles without attrs (or this module)."""
+        return TaskView(self)
 
     def to_table(self) -> dict[str, Any]:
         table: dict[str, Any] = {"name": self.name, "uses": self.uses}
@@ -277,15 +162,15 @@ class Recipe:
     description: str = ""
     path: pathlib.Path | None = None
     base_dir: pathlib.Path = attrs.field(factory=pathlib.Path.cwd)
-    plugins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    plugins: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     vars: dict[str, Any] = attrs.field(factory=dict)
     run: RunSettings = attrs.field(factory=RunSettings)
     output: OutputSettings = attrs.field(factory=OutputSettings)
     executors: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     schedule: ScheduleSpec | None = None
-    tasks: tuple[TaskSpec, ...] = attrs.field(default=(), converter=tuple)
+    tasks: tuple[TaskSpec, ...] = attrs.field(default=(), converter=_tuple)
     #: the ``--set`` overrides applied (already part of the values above)
-    overrides: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    overrides: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
     @classmethod
     def from_table(

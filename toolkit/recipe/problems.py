@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 
 from toolkit.errors import RecipeError, RecipeErrors
@@ -44,6 +43,8 @@ def show(value: object, limit: int = 40) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``" (did you mean 'retries'?)"`` or ``""``."""
+    import difflib  # here: this module is imported by workers too (``dotted``)
+
     close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

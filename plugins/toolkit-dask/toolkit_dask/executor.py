@@ -154,7 +154,7 @@ class DaskExecutor:
         from toolkit.execution.worker import load_setup
 
         shipped = {Path(f).stem for f in self.context.setup.files}
-        runtimes = load_setup(attrs.evolve(self.context.setup, files=()))  # imported here already
+        runtimes = load_setup(self.context.setup._replace(files=()))  # imported here already
         return {rt.func.__module__ for rt in runtimes} - shipped
 
     def _start_local_cluster(self) -> None:
@@ -199,9 +199,9 @@ class DaskExecutor:
 
     def _piece(self, batch: Batch, start: int, stop: int) -> _Piece:
         whole = start == 0 and stop == len(batch.indices)
-        sub = batch if whole else attrs.evolve(batch, indices=batch.indices[start:stop])
+        sub = batch if whole else batch._replace(indices=batch.indices[start:stop])
         if self.context.isolate_all and not sub.isolate:
-            sub = attrs.evolve(sub, isolate=True)
+            sub = sub._replace(isolate=True)
         future = self.client.submit(
             run_piece,
             self.payload,

@@ -117,7 +117,7 @@ class _Runner:
         self.messages = Connection(msg_r, writable=False)
         self.slot[0] = -1.0
         self.ready = False
-        setup = attrs.evolve(pool.setup, run_dir=self.run_dir)
+        setup = pool.setup._replace(run_dir=self.run_dir)
         self.commands.send((setup, worker, limit))
 
     @property
@@ -239,7 +239,7 @@ class _Pool:
         self.shared = shares_run_dir(payload.setup.run_dir)
         self.run_dir = payload.setup.run_dir if self.shared else None
         files = tuple(where.get(f, f) for f in payload.setup.files)
-        self.setup = attrs.evolve(payload.setup, files=files)
+        self.setup = payload.setup._replace(files=files)
         self.idle: list[_Runner] = []
         self.busy: set[_Runner] = set()
         self.closed = False
@@ -385,7 +385,7 @@ def run_piece(payload: Payload, batch: Batch, timeout: float, grace: float, limi
             break
         # the runner retired (max_tasks_per_worker): go on with a fresh one
         offset += out.consumed
-        todo = attrs.evolve(batch, indices=batch.indices[offset:])
+        todo = batch._replace(indices=batch.indices[offset:])
     return _as_tuple(total, logs, worker.address)
 
 

@@ -1,0 +1,224 @@
+"""A task's instances: its matrix's index space, and the params and id of each instance.
+
+:class:`TaskInstances` holds the methods (``TaskSpec`` has them); :class:`TaskView` is a
+task as worker processes receive it (``TaskSpec.for_worker()``): the same fields and
+methods in a plain class. This module imports no attrs and none of the recipe loader,
+so that a worker process (a fresh interpreter under spawn) imports little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from toolkit.recipe.matrix import id_text
+
+if TYPE_CHECKING:
+    from toolkit.recipe.matrix import Matrix
+    from toolkit.recipe.model import TaskSpec
+    from toolkit.recipe.params import ParamTemplate
+
+
+class TaskInstances:
+    """The instance methods of a task, from its name, ``_space`` (the matrix's
+    :class:`~toolkit.recipe.matrix.Matrix`) and ``_template`` (its params'
+    :class:`~toolkit.recipe.params.ParamTemplate`)."""
+
+    __slots__ = ()
+
+    name: str
+    _space: Matrix
+    _template: ParamTemplate
+
+    # -- the index space ---------------------------------------------------
+    def space(self) -> int:
+        """Size of the index space: the product of the axes plus standalone includes."""
+        return self._space.space
+
+    def count(self) -> int:
+        """Number of instances: the space minus the excluded combinations."""
+        return self._space.count()
+
+    def combo(self, index: int) -> dict[str, Any] | None:
+        """Matrix values of the instance at ``index``; None if that index is excluded."""
+        return self._space.combo(index)
+
+    def iter_combos(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(index, combo)`` of every instance, by ascending index."""
+        return self._space.iter_combos()
+
+    def matrix_keys(self) -> set[str]:
+        """Every name a combination may carry (axes and include keys)."""
+        return self._space.keys()
+
+    # -- one instance ------------------------------------------------------
+    def params_for(self, combo: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of one instance: params, ``${matrix.X}`` filled, combo over."""
+        return self._template.fill(combo)
+
+    def instance_id(self, combo: Mapping[str, Any]) -> str:
+        """``estimate[method=plain,seed=3]``; the bare task name without a matrix."""
+        if not combo:
+            return self.name
+        inner = ",".join(f"{k}={id_text(combo[k])}" for k in sorted(combo))
+        return f"{self.name}[{inner}]"
+
+    # -- a batch of instances ----------------------------------------------------
+    def instances(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        """``(position, index, params, instance id)`` for each of ``indices``, in order;
+        an index the matrix excludes gives ``(position, index, None, None)``.
+
+        What :meth:`combo`, :meth:`params_for` and :meth:`instance_id` give index by
+        index (the worker's batch loop uses this), faster: a matrix without ``include``
+        entries and params without ``${matrix.X}`` templates (the usual shapes) is expanded
+        here directly; any other goes through those three methods."""
+        space = self._space
+        if self._template.compiled or space.extenders or space.standalone or not space.names:
+            return self._instances_general(indices)
+        if len(space.names) == 1 and not space.rules:
+            return self._instances_one_axis(indices)
+        return self._instances_product(indices)
+
+    def _instances_general(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        combo_of, params_for, id_of = self.combo, self.params_for, self.instance_id
+        for position, index in enumerate(indices):
+            combo = combo_of(index)
+            if combo is None:
+                yield position, index, None, None
+            else:
+                yield position, index, params_for(combo), id_of(combo)
+
+    def _instances_one_axis(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        # params_for(combo) is dict(params) updated with the combo: {**base, axis: value}
+        # keeps the position of an axis that params also name, as update does
+        space = self._space
+        name = space.names[0]
+        values = space.values[0]
+        size = space.product
+        base = self._template.params
+        head = f"{self.name}[{name}="
+        if (
+            type(values) is range
+            and type(indices) is range
+            and indices.step == 1
+            and (not indices or 0 <= indices.start <= indices[-1] < size)
+        ):
+            # consecutive indices on a range axis (a batch of the usual sweep): the values
+            # are a slice of the range, every one an int, whose id text is str(int)
+            start = indices.start
+            for position, value in enumerate(values[start : indices.stop]):
+                yield (
+                    position,
+                    start + position,
+                    {**base, name: value} if base else {name: value},
+                    f"{head}{value}]",
+                )
+            return
+        for position, index in enumerate(indices):
+            if not 0 <= index < size:
+                space.combo(index)  # raises the IndexError
+            value = values[index]
+            kind = type(value)
+            text = value if kind is str else str(value) if kind is int else id_text(value)
+            yield position, index, {**base, name: value} if base else {name: value}, f"{head}{text}]"
+
+    def _instances_product(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
+        # a product of axes (excluded combinations left out): the combo holds the axes in
+        # sorted name order, which is also the order of the instance id
+        space = self._space
+        names, values, sizes, rules = space.names, space.values, space.sizes, space.rules
+        size = space.product
+        back = range(len(sizes) - 1, -1, -1)
+        axes = tuple(zip(names, values, strict=True))
+        base = self._template.params
+        head = f"{self.name}["
+        for position, index in enumerate(indices):
+            if not 0 <= index < size:
+                space.combo(index)  # raises the IndexError
+            digits = [0] * len(sizes)
+            rest = index
+            for pos in back:
+                rest, digits[pos] = divmod(rest, sizes[pos])
+            if rules and any(all(digits[p] == vi for p, vi in rule) for rule in rules):
+                yield position, index, None, None
+                continue
+            params = dict(base)
+            parts = []
+            for (name, axis), digit in zip(axes, digits, strict=True):
+                value = params[name] = axis[digit]
+                kind = type(value)
+                text = value if kind is str else str(value) if kind is int else id_text(value)
+                parts.append(f"{name}={text}")
+            yield position, index, params, f"{head}{','.join(parts)}]"
+
+    def params_layout(self) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+        """``(base, names)`` when the params of every instance are ``dict(base)`` updated
+        with its matrix values of ``names``, in that order (no ``${matrix.X}`` template,
+        no ``include`` entry); None otherwise. ``base`` is shared: do not change it."""
+        space = self._space
+        if self._template.compiled or space.extenders or space.standalone:
+            return None
+        return self._template.params, space.names
+
+
+class TaskView(TaskInstances):
+    """A task as workers receive it: a :class:`~toolkit.recipe.model.TaskSpec`'s fields
+    and instance methods (``_space`` and ``_template`` shared, not made again), in a
+    plain class that unpickles without attrs. :meth:`to_spec` gives the spec back."""
+
+    __slots__ = (
+        "_space",
+        "_template",
+        "isolate",
+        "matrix",
+        "name",
+        "needs",
+        "params",
+        "retries",
+        "templates",
+        "timeout",
+        "uses",
+    )
+
+    name: str
+    uses: str
+    params: dict[str, Any]
+    matrix: dict[str, Any]
+    needs: tuple[str, ...]
+    retries: int
+    timeout: float | None
+    isolate: bool
+    templates: tuple[tuple[Any, ...], ...]
+
+    def __init__(self, spec: TaskSpec | TaskView) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(spec, name))
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"TaskView(name={self.name!r}, uses={self.uses!r})"
+
+    def to_spec(self) -> TaskSpec:
+        """The :class:`~toolkit.recipe.model.TaskSpec` this view was made from (an equal one)."""
+        from toolkit.recipe.model import TaskSpec
+
+        return TaskSpec(
+            name=self.name,
+            uses=self.uses,
+            params=self.params,
+            matrix=self.matrix,
+            needs=self.needs,
+            retries=self.retries,
+            timeout=self.timeout,
+            isolate=self.isolate,
+            templates=self.templates,
+        )
+
+    def to_table(self) -> dict[str, Any]:
+        return self.to_spec().to_table()
