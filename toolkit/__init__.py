@@ -9,7 +9,6 @@ stays cheap; a worker process imports this package too (it runs
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -31,8 +30,12 @@ _LAZY = {
     "validate": "toolkit.api",
 }
 
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from toolkit.api import plan, run, validate
     from toolkit.errors import ToolkitError

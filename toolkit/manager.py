@@ -16,13 +16,17 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections import namedtuple
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from toolkit.errors import PluginLoadError, ToolkitError
 
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from typing import Any
 
     import pluggy
 
@@ -53,18 +57,17 @@ def _split_env(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (value or "").split(",") if p.strip())
 
 
-class LoadSpec(NamedTuple):
+class LoadSpec(
+    namedtuple("LoadSpec", "autoload options env recipe blocked", defaults=(True, (), (), (), ()))
+):
     """Which plugins to load, in order. Picklable: workers rebuild from it.
 
-    ``options`` come from ``-p``, ``env`` from ``TOOLKIT_PLUGINS`` and ``recipe``
-    from ``recipe.plugins`` (module names or absolute ``.py`` paths).
+    ``autoload`` (bool) loads the entry points; ``options`` come from ``-p``, ``env``
+    from ``TOOLKIT_PLUGINS`` and ``recipe`` from ``recipe.plugins`` (tuples of module
+    names or absolute ``.py`` paths); ``blocked`` holds the ``-p no:NAME`` names.
     """
 
-    autoload: bool = True
-    options: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
-    recipe: tuple[str, ...] = ()
-    blocked: tuple[str, ...] = ()
+    __slots__ = ()
 
     @classmethod
     def from_environment(cls, options: Iterable[str] = (), environ: dict[str, str] | None = None) -> LoadSpec:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 try:  # the hash itself, without hashlib, which loads OpenSSL (~2 ms and 0.6 MiB per worker)
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - a Python built without it
     from hashlib import blake2b
+
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: statuses a record can have; only "ok" counts as success
 STATUSES = ("ok", "failed", "timeout", "crashed", "skipped")

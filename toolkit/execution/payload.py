@@ -2,29 +2,31 @@
 
 Part of the executor interface (:mod:`toolkit.execution.api` exports them); kept apart
 so that a worker process, which unpickles these, imports neither attrs nor the rest of
-the interface. They are named tuples: immutable, compared by value, picklable, and
-changed with ``_replace`` (``copy.replace`` on Python 3.13). The task table holds each
+the interface. They are named tuples (``collections.namedtuple``: ``typing`` is not imported
+in a worker): immutable, compared by value, picklable, and changed with ``_replace``
+(``copy.replace`` on Python 3.13). The task table holds each
 task as a :class:`~toolkit.recipe.instances.TaskView` (``TaskSpec.for_worker()``).
 """
 
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections import namedtuple
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
 
-class TaskRuntime(NamedTuple):
-    """What a worker needs to run one recipe task. Pickled by reference: ``func`` by name."""
+class TaskRuntime(
+    namedtuple("TaskRuntime", "spec func version takes_ctx takes_inputs", defaults=(None, False, False))
+):
+    """What a worker needs to run one recipe task: ``spec`` (a ``TaskSpec``, a
+    ``TaskView`` in workers), ``func`` (pickled by reference), ``version`` (str or
+    None), whether ``func`` takes ``ctx`` and ``inputs``."""
 
-    spec: Any  # toolkit.recipe.model.TaskSpec (a TaskView in workers)
-    func: Any
-    version: str | None = None
-    takes_ctx: bool = False
-    takes_inputs: bool = False
+    __slots__ = ()
 
     def for_worker(self) -> TaskRuntime:
         """This task as the task table holds it: its spec as ``spec.for_worker()`` gives it
@@ -33,14 +35,14 @@ class TaskRuntime(NamedTuple):
         return self if to_view is None else self._replace(spec=to_view())
 
 
-class WorkerSetup(NamedTuple):
-    """Sent once to every worker. ``tasks`` is pickled separately: the plugin files that
-    define the task functions must be imported (``files``) before it can be unpickled."""
+class WorkerSetup(
+    namedtuple("WorkerSetup", "files tasks_blob run_dir capture", defaults=((), b"", "", True))
+):
+    """Sent once to every worker: the plugin ``files`` to import, the task table
+    (``tasks_blob``: pickled apart, since the files that define the task functions must
+    be imported before it can be unpickled), ``run_dir`` (str), ``capture`` (bool)."""
 
-    files: tuple[str, ...] = ()
-    tasks_blob: bytes = b""
-    run_dir: str = ""
-    capture: bool = True
+    __slots__ = ()
 
     @classmethod
     def build(cls, files: Sequence[str], tasks: Sequence[TaskRuntime], run_dir: Path | str) -> WorkerSetup:
@@ -49,12 +51,9 @@ class WorkerSetup(NamedTuple):
         return cls(files=tuple(files), tasks_blob=pickle.dumps(table), run_dir=str(run_dir))
 
 
-class Batch(NamedTuple):
-    """Instances of one task, by index, at one attempt number."""
+class Batch(namedtuple("Batch", "id task indices attempt inputs isolate", defaults=(1, None, False))):
+    """Instances of one task, by index (``indices``: a range or a tuple), at one
+    ``attempt``: ``id`` (int), ``task`` (its position in the recipe), ``inputs`` (the
+    values of the tasks it needs, or None), ``isolate`` (bool)."""
 
-    id: int
-    task: int  # position of the task in the recipe
-    indices: range | tuple[int, ...]
-    attempt: int = 1
-    inputs: list[dict[str, Any]] | None = None
-    isolate: bool = False
+    __slots__ = ()

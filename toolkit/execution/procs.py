@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
 
 try:  # the C function: signal.signal's conversions of its arguments and result to enum
     # members run Python code that touches pages a forked worker must then copy
@@ -18,6 +17,12 @@ try:  # the C function: signal.signal's conversions of its arguments and result 
 except ImportError:  # pragma: no cover - not CPython
     from signal import SIG_DFL, SIG_IGN, SIGINT, SIGTERM
     from signal import signal as _set_handler
+
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _LINUX = sys.platform.startswith("linux")
 _SIGKILL = int(signal.SIGKILL)

@@ -15,14 +15,18 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 # a worker under spawn is a fresh interpreter: what it imports here counts for every
 # process of the ``process`` executor (no attrs, no hashlib and OpenSSL, and random
 # and traceback only when an attempt fails)
 from toolkit.records import ParamsText, blake2b, json_encoder, key_maker, utc_iso
 
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from toolkit.execution.payload import Batch, TaskRuntime, WorkerSetup
 
 #: flush records to the collector after this many, or this many seconds

@@ -11,8 +11,6 @@ needs none of the loader (tomllib, the checks, difflib) nor the attrs model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __all__ = ["OutputSettings", "Recipe", "RunSettings", "TaskSpec", "check_recipe", "read_recipe"]
 
 _LAZY = {
@@ -24,7 +22,12 @@ _LAZY = {
     "TaskSpec": "toolkit.recipe.model",
 }
 
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from toolkit.recipe.check import check_recipe
     from toolkit.recipe.loader import read_recipe
     from toolkit.recipe.model import OutputSettings, Recipe, RunSettings, TaskSpec

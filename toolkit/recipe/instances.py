@@ -9,11 +9,15 @@ so that a worker process (a fresh interpreter under spawn) imports little.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 
 from toolkit.recipe.matrix import id_text
 
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from toolkit.recipe.matrix import Matrix
     from toolkit.recipe.model import TaskSpec
     from toolkit.recipe.params import ParamTemplate

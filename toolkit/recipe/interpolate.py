@@ -12,7 +12,12 @@ import copy
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACES = ("vars", "env", "recipe", "matrix")
 RECIPE_REFS = ("name", "description")

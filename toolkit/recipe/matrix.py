@@ -13,9 +13,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
-Axis = Sequence[Any]  # a list of values, or a range
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    Axis = Sequence[Any]  # a list of values, or a range
 
 
 def freeze(value: Any) -> Any:

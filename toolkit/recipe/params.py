@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from toolkit.errors import RecipeError
 from toolkit.recipe.interpolate import Ref, parse, render
 from toolkit.recipe.problems import dotted
+
+#: typing.TYPE_CHECKING without importing typing: worker processes import this module
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ParamTemplate:
