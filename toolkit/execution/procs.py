@@ -213,6 +213,9 @@ def fork_child(setup: Any, batch: Any) -> tuple[ForkedProcess, int]:
     process group, ``process_child``, non-daemon threads waited for, the streams
     flushed, then ``os._exit`` (no ``atexit`` handlers of the supervisor)."""
     pidfds = _pidfds()
+    for stream in (sys.stdout, sys.stderr):  # or the child would write their buffers again
+        with contextlib.suppress(Exception):
+            stream.flush()
     inbox, out = os.pipe()
     sentinel = child_end = pid = -1
     try:
