@@ -381,6 +381,8 @@ def new_plugin_manager() -> pluggy.PluginManager:
     """
     global _manager_class
     if _manager_class is None:
+        from inspect import getattr_static
+
         import pluggy
 
         from toolkit.hookspecs import hookimpl
@@ -391,10 +393,13 @@ def new_plugin_manager() -> pluggy.PluginManager:
                     value = plugin.__dict__.get(name, _MISSING)
                     if not (value is _MISSING or callable(value) or isinstance(value, classmethod)):
                         return None
-                    # marked by toolkit.hookimpl before pluggy was imported: mark it now
-                    pending = getattr(value, "toolkit_impl_pending", None)
-                    if pending is not None and not hasattr(value, "toolkit_impl"):
-                        hookimpl(value, **pending)
+                else:
+                    value = getattr_static(plugin, name, None)
+                # marked by toolkit.hookimpl before pluggy was imported: mark it now
+                func = getattr(value, "__func__", value)  # a staticmethod's, a classmethod's
+                pending = getattr(func, "toolkit_impl_pending", None)
+                if pending is not None and not hasattr(func, "toolkit_impl"):
+                    hookimpl(func, **pending)
                 return super().parse_hookimpl_opts(plugin, name)
 
         _manager_class = PluginManager

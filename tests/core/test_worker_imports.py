@@ -158,6 +158,12 @@ def finish(instance, record):
     return (yield)
 
 
+class Watcher:
+    @toolkit.hookimpl
+    def toolkit_run_finish(self, run, summary):
+        pass
+
+
 out = {
     "pluggy before": "pluggy" in sys.modules,
     "marked before": [hasattr(f, "toolkit_impl") for f in (toolkit_run_start, finish)],
@@ -188,6 +194,8 @@ pm.register(sys.modules[__name__], "marked")
 out["hooks"] = sorted(h.name for h in pm.get_hookcallers(sys.modules[__name__]))
 out["tryfirst"] = pm.hook.toolkit_run_start.get_hookimpls()[0].tryfirst
 out["wrapper"] = pm.hook.toolkit_task_finish.get_hookimpls()[0].wrapper
+pm.register(Watcher(), "watcher")  # an object whose methods were marked before pluggy
+out["object"] = [i.plugin_name for i in pm.hook.toolkit_run_finish.get_hookimpls()]
 print(json.dumps(out))
 """
 
@@ -207,4 +215,5 @@ def test_hookimpl_marks_without_pluggy_and_the_plugin_manager_registers_it(tmp_p
         "hooks": ["toolkit_run_finish", "toolkit_run_start", "toolkit_task_finish", "toolkit_task_start"],
         "tryfirst": True,
         "wrapper": True,
+        "object": ["marked", "watcher"],
     }
