@@ -269,7 +269,7 @@ def test_loading_plugin_files_in_a_worker_imports_little(tmp_path):
     files): that must not cost importlib.metadata or attrs."""
     (tmp_path / "light_plugin.py").write_text("VALUE = 1\n")
     code = (
-        "from toolkit.manager import import_file_plugin\n"
+        "from toolkit.plugin_files import import_file_plugin\n"
         f"assert import_file_plugin({str(tmp_path / 'light_plugin.py')!r}).VALUE == 1"
     )
     heavy, stdout = imported_by(code)
@@ -290,7 +290,7 @@ def _dist(site: Path, folder: str, entry_points: str | None, metadata: str | Non
 def _both(group: str) -> tuple[list[tuple], list[tuple]]:
     from importlib import metadata
 
-    from toolkit.manager import entry_points
+    from toolkit.entry_points import entry_points
 
     ours = [(ep.name, ep.value, ep.group, ep.version) for ep in entry_points(group)]
     with warnings.catch_warnings():  # 3.12+: a missing Version is deprecated (None for now)
@@ -405,7 +405,7 @@ def test_hooks_are_found_in_modules_as_pluggy_finds_them(tmp_path, monkeypatch):
 
 
 def test_an_entry_point_loads_its_module_or_attribute(tmp_path, monkeypatch):
-    from toolkit.manager import EntryPoint
+    from toolkit.entry_points import EntryPoint
 
     (tmp_path / "ep_target.py").write_text("class A:\n    class B:\n        pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -69,7 +69,7 @@ FORKSERVER_PRELOAD = [
     "__main__",
     "pkgutil",
     "toolkit.cli",
-    "toolkit.manager",
+    "toolkit.plugin_files",
     "toolkit.recipe.instances",
     "toolkit.recipe.params",
     "toolkit.execution.local",

@@ -203,7 +203,7 @@ def load_setup(setup: WorkerSetup) -> tuple[TaskRuntime, ...]:
     tasks = _loaded.get(setup.tasks_blob)
     if tasks is not None:
         return tasks
-    from toolkit.manager import import_file_plugin
+    from toolkit.plugin_files import import_file_plugin
 
     for path in setup.files:
         import_file_plugin(path)
