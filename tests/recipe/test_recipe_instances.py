@@ -1,5 +1,5 @@
 """TaskSpec.instances(indices): a batch expanded at once is what combo, params_for and
-instance_id give index by index (the worker's general path), whatever the matrix."""
+instance_id give index by index (the general path), whatever the matrix."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from toolkit.errors import ToolkitError
-from toolkit.execution.worker import _instances
 from toolkit.recipe import read_recipe
 from toolkit.recipe.matrix import id_text
 
@@ -111,7 +110,7 @@ def expand(iterator):
 
 
 def general(spec, indices):
-    return expand(_instances(spec, indices))
+    return expand(spec._instances_general(indices))
 
 
 @settings(max_examples=EXAMPLES, deadline=None)

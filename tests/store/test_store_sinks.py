@@ -171,7 +171,7 @@ def test_collector_logs_why_an_instance_timed_out(tmp_path):
     collector = Collector([_Memory()], logs=tmp_path / "logs")
     timeout = rec(1, None, status="timeout")
     timeout["error"]["message"] = "ran longer than 1s"
-    collector.write(batch(rec(0, 0), timeout).jsonl, 2)
+    collector.write(batch(rec(0, 0), timeout).jsonl, 2, ("timeout",))
     log = (tmp_path / "logs" / "t[i=1].log").read_text()
     assert "timeout" in log and "ran longer than 1s" in log
     assert not (tmp_path / "logs" / "t[i=0].log").exists()

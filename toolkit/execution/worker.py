@@ -211,29 +211,6 @@ def load_setup(setup: WorkerSetup) -> tuple[TaskRuntime, ...]:
     return tasks
 
 
-def instances_of(spec: Any, indices: Any) -> Any:
-    """``(position, index, params, instance id)`` for each of ``indices`` of a task, in
-    order; an index the matrix excludes gives ``(position, index, None, None)``.
-
-    A task spec with an ``instances(indices)`` method of that shape (a faster expansion
-    of a whole batch) is used as it is; otherwise ``combo``, ``params_for`` and
-    ``instance_id`` are called per index."""
-    fast = getattr(spec, "instances", None)
-    if fast is not None:
-        return fast(indices)
-    return _instances(spec, indices)
-
-
-def _instances(spec: Any, indices: Any) -> Any:
-    combo_of, params_for, id_of = spec.combo, spec.params_for, spec.instance_id
-    for position, index in enumerate(indices):
-        combo = combo_of(index)
-        if combo is None:
-            yield position, index, None, None
-        else:
-            yield position, index, params_for(combo), id_of(combo)
-
-
 _host: list[str] = []
 
 
@@ -365,7 +342,7 @@ class BatchRunner:
             saved = sys.stdout, sys.stderr
             sys.stdout = sys.stderr = out
         try:
-            for position, index, params, iid in instances_of(spec, batch.indices):
+            for position, index, params, iid in spec.instances(batch.indices):
                 if params is None:  # excluded from the matrix
                     continue
                 params_js = None

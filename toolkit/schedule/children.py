@@ -95,11 +95,9 @@ def session_members(sid: int) -> list[int]:
 
 def signal_run(pid: int, sig: int) -> None:
     """Signal the run's process group, and on Linux every other process of its session."""
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
+    from toolkit.execution.procs import kill_group
+
+    kill_group(pid, sig)
     if sig == signal.SIGKILL:
         for member in session_members(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):

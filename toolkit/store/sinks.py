@@ -111,10 +111,6 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise
 
 
-#: records whose log the collector completes: the worker that ran them could not
-_PARENT_MADE = (b'"status": "timeout"', b'"status": "crashed"')
-
-
 class Collector:
     """Hands each batch of records to every sink, in order of arrival.
 
@@ -139,10 +135,10 @@ class Collector:
         self.records = 0
         self.dropped: list[str] = []
 
-    def write(self, lines: bytes, n: int, statuses: tuple[str, ...] | None = None) -> None:
-        """Hand ``n`` records (``lines``) to every sink. ``statuses``, when the caller
-        knows them, are those of the records that are not ok: with neither a timeout nor
-        a crash among them, the lines need no looking into (see ``_note_failures``)."""
+    def write(self, lines: bytes, n: int, statuses: tuple[str, ...] = ()) -> None:
+        """Hand ``n`` records (``lines``) to every sink. ``statuses`` are those of the
+        records that are not ok: with neither a timeout nor a crash among them, the lines
+        need no looking into (see ``_note_failures``)."""
         batch = RecordBatch(lines, n)
         self.sinks[0].write(batch)
         for i in range(len(self.sinks) - 1, 0, -1):
@@ -151,12 +147,7 @@ class Collector:
             except Exception as exc:
                 self._drop(i, exc)
         self.records += n
-        if self.logs is None:
-            return
-        if statuses is not None:
-            if "timeout" in statuses or "crashed" in statuses:
-                self._note_failures(batch)
-        elif any(tag in lines for tag in _PARENT_MADE):
+        if self.logs is not None and ("timeout" in statuses or "crashed" in statuses):
             self._note_failures(batch)
 
     def _drop(self, i: int, exc: Exception) -> None:

@@ -148,34 +148,44 @@ def toolkit_register_tasks(registry):
 """
 
 
-def test_ctrl_c_cancels_the_runs_futures_and_stops_its_runners(cluster, tmp_path):
+def _start_slow_run(tmp_path, address: str, name: str, n: int) -> subprocess.Popen:
+    """``toolkit run`` of ``n`` slow instances on the cluster at ``address``, in a
+    process of its own; each instance leaves ``started-X`` in ``tmp_path`` first."""
     (tmp_path / "slow.py").write_text(STARTED)
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(f'''
 [recipe]
-name = "interrupted"
+name = "{name}"
 plugins = ["slow.py"]
 [run]
 executor = "dask"
 [executor.dask]
-address = "{cluster.address}"
+address = "{address}"
 [[task]]
 name = "s"
 uses = "slow.announce_and_sleep"
 params = {{ folder = "{tmp_path}" }}
-matrix = {{ x = {{ range = [0, 6] }} }}
+matrix = {{ x = {{ range = [0, {n}] }} }}
 ''')
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "toolkit", "run", str(recipe), "--output", str(tmp_path / "runs")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _wait_until_started(tmp_path, proc: subprocess.Popen, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("started-*"))) < count:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+
+
+def test_ctrl_c_cancels_the_runs_futures_and_stops_its_runners(cluster, tmp_path):
+    proc = _start_slow_run(tmp_path, cluster.address, "interrupted", 6)
     try:
-        deadline = time.monotonic() + 60
-        while len(list(tmp_path.glob("started-*"))) < 2:  # both workers run an instance
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.1)
+        _wait_until_started(tmp_path, proc, 2)  # both workers run an instance
         proc.send_signal(signal.SIGINT)
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)  # the second Ctrl-C: kill now
@@ -193,34 +203,10 @@ matrix = {{ x = {{ range = [0, 6] }} }}
 
 
 def test_losing_the_scheduler_stops_the_run_with_a_clear_error(tmp_path, new_cluster):
-    (tmp_path / "slow.py").write_text(STARTED)
     with new_cluster(tmp_path / "cluster", 1) as doomed:
-        recipe = tmp_path / "recipe.toml"
-        recipe.write_text(f"""
-[recipe]
-name = "orphaned"
-plugins = ["slow.py"]
-[run]
-executor = "dask"
-[executor.dask]
-address = "{doomed.address}"
-[[task]]
-name = "s"
-uses = "slow.announce_and_sleep"
-params = {{ folder = "{tmp_path}" }}
-matrix = {{ x = {{ range = [0, 4] }} }}
-""")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "toolkit", "run", str(recipe), "--output", str(tmp_path / "runs")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_slow_run(tmp_path, doomed.address, "orphaned", 4)
         try:
-            deadline = time.monotonic() + 60
-            while not list(tmp_path.glob("started-*")):
-                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-                time.sleep(0.1)
+            _wait_until_started(tmp_path, proc, 1)
             doomed.processes[0].kill()  # the scheduler
             out, err = proc.communicate(timeout=60)
         finally:

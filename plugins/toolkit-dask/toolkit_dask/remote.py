@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from toolkit.execution.api import Batch
-from toolkit.execution.procs import describe_exit
+from toolkit.execution.procs import describe_exit, kill_group
 from toolkit_dask.runner import IDLE_EXIT, SLOT_BYTES
 from toolkit_dask.shipping import Payload, place_sources, shares_run_dir
 
@@ -48,14 +48,6 @@ BASE = Path(tempfile.gettempdir()) / f"toolkit-dask-{os.getuid()}"
 _LOCK = threading.Lock()
 _POOLS: dict[str, _Pool] = {}
 _COUNTER = itertools.count()
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
 
 
 @attrs.define(eq=False)
@@ -125,7 +117,7 @@ class _Runner:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        _kill_group(self.proc.pid, signal.SIGKILL)
+        kill_group(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
 
@@ -185,16 +177,16 @@ class _Runner:
             now = time.monotonic()
             if term_sent:
                 if now - term_sent > grace:
-                    _kill_group(self.proc.pid, signal.SIGKILL)
+                    kill_group(self.proc.pid, signal.SIGKILL)
             elif timeout and self.slot[0] == batch.id and now - self.slot[3] > timeout:
                 timed_out = (int(self.slot[1]), int(self.slot[2]))
                 term_sent = now
-                _kill_group(self.proc.pid, signal.SIGTERM)
+                kill_group(self.proc.pid, signal.SIGTERM)
 
     def _dead(self, batch: Batch, out: Outcome, timed_out: tuple[int, int] | None, timeout: float) -> Outcome:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
-        _kill_group(self.proc.pid, signal.SIGKILL)  # whatever the task started
+        kill_group(self.proc.pid, signal.SIGKILL)  # whatever the task started
         with contextlib.suppress(EOFError, OSError):
             while self.messages.poll(0):  # records flushed just before dying
                 msg = self.messages.recv()
@@ -284,7 +276,7 @@ class _Pool:
             runner.stop()
         if kill:
             for runner in busy:
-                _kill_group(runner.proc.pid, signal.SIGKILL)
+                kill_group(runner.proc.pid, signal.SIGKILL)
         if not busy:
             shutil.rmtree(self.folder, ignore_errors=True)
 
