@@ -128,7 +128,16 @@ def build_parser(plugins) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from toolkit.streams import best_effort_stdio, ensure_standard_fds
+
+    ensure_standard_fds()
+    # printing is best effort: a closed pipe or a full disk behind stdout never stops a
+    # command or changes its exit code (toolkit.streams)
+    with best_effort_stdio():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
     try:
         from toolkit.manager import LoadSpec, Plugins
@@ -163,11 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except BrokenPipeError:
-        # `toolkit runs | head`: the reader left; not an error worth a traceback
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return ExitCode.OK
 
 
 def console_main() -> None:  # pragma: no cover - the console-script entry point

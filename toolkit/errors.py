@@ -78,3 +78,28 @@ class TaskRegistrationError(ToolkitError):
 
 class RunError(ToolkitError):
     """A run cannot start or resume (for instance a resume that does not match)."""
+
+
+class StorageError(RunError):
+    """The run's surroundings cannot hold it: an output directory that cannot be made or
+    written, a path that is a file, a full disk, the file size limit."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str) -> StorageError:
+        """``cannot write runs/pi/.../results.jsonl: no space left on device``."""
+        return cls(f"{doing}: {describe_os_error(exc, known_path=doing)}")
+
+
+def describe_os_error(exc: OSError, known_path: str = "") -> str:
+    """What went wrong, for a person: the path (unless ``known_path`` names it already)
+    and the cause, with a hint where one helps."""
+    import errno
+
+    reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    hint = {
+        errno.EFBIG: " (the file size limit: see `ulimit -f`)",
+        errno.ENOSPC: " (free some space, or use --output DIR elsewhere)",
+        errno.EDQUOT: " (free some space, or use --output DIR elsewhere)",
+    }.get(exc.errno or 0, "")
+    path = f"{exc.filename}: " if exc.filename is not None and str(exc.filename) not in known_path else ""
+    return f"{path}{reason}{hint}"

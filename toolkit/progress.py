@@ -156,8 +156,13 @@ def wants_live(progress: str, stream: TextIO) -> bool:
 
 
 def make_reporter(progress: str = "auto", quiet: bool = False, stream: TextIO | None = None) -> Any:
-    """The reporter for ``--progress`` and ``-q`` on ``stream`` (default: stdout)."""
-    stream = stream or sys.stdout
+    """The reporter for ``--progress`` and ``-q`` on ``stream`` (default: stdout).
+
+    It prints through a best-effort stream: output that cannot be written (a closed
+    pipe, a full disk) is dropped and never stops the run (see ``toolkit.streams``)."""
+    from toolkit.streams import best_effort
+
+    stream = best_effort(stream or sys.stdout)
     if quiet:
         return PlainReporter(stream, quiet=True)
     if wants_live(progress, stream):

@@ -212,15 +212,39 @@ def test_resume_of_an_unknown_run_is_a_clear_error(run_recipe, store_tasks, tmp_
     assert res.exit_code == 2 and "no run '20200101-000000-dead'" in res.stderr
 
 
+HOLD_LOCK = """
+import sys, time
+from toolkit.store.lock import RunLock
+RunLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
 def test_a_run_that_is_still_going_is_not_resumed(tmp_path):
+    """The run's lock, not its pid, says whether it still runs: a holder blocks even
+    ``--force``; once the holder is gone, a pid given to another process blocks nothing."""
     import socket
     import subprocess
+    import sys
 
     from toolkit.errors import RunError
+    from toolkit.store.lock import RunLock, RunLocked, is_locked
     from toolkit.store.resume import check_resumable
 
     run = RunDir.create(tmp_path, "r")
-    sleeper = subprocess.Popen(["sleep", "30"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run.path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        assert is_locked(run.path)
+        with pytest.raises(RunLocked, match=rf"run {run.run_id} is in use by pid {holder.pid} on "):
+            RunLock(run.path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert is_locked(run.path) is False  # the kernel released it
+    sleeper = subprocess.Popen(["sleep", "30"])  # the dead run's pid, given to another process
     try:
         here = {
             "status": "running",
@@ -229,12 +253,17 @@ def test_a_run_that_is_still_going_is_not_resumed(tmp_path):
             "recipe": "r",
             "task_digests": {},
         }
-        with pytest.raises(RunError, match="still running"):
-            check_resumable(run, here, "r", {}, force=True)  # not even forced
+        with RunLock(run.path) as lock:
+            check_resumable(run, here, "r", {}, force=False, lock=lock)
+        # a run made before runs were locked is judged by its pid; --force overrides
+        (run.path / ".lock").unlink()
+        with RunLock(run.path) as lock:
+            with pytest.raises(RunError, match=rf"pid {sleeper.pid} is alive.*pass --force"):
+                check_resumable(run, here, "r", {}, force=False, lock=lock)
+            check_resumable(run, here, "r", {}, force=True, lock=lock)
     finally:
         sleeper.kill()
         sleeper.wait()
-    check_resumable(run, here, "r", {}, force=False)  # its process is gone: a killed run
     elsewhere = {**here, "host": "another-host"}
     with pytest.raises(RunError, match=r"marked running on host 'another-host'.*--force"):
         check_resumable(run, elsewhere, "r", {}, force=False)

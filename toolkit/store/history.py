@@ -14,6 +14,7 @@ import attrs
 
 from toolkit.errors import RunError
 from toolkit.records import FAILED_STATUSES, STATUSES
+from toolkit.store.lock import is_locked
 from toolkit.store.rundir import LATEST, MANIFEST, RunDir, find_run, runs_of
 
 
@@ -30,17 +31,18 @@ def process_alive(pid: Any) -> bool:
     return True
 
 
-def effective_status(manifest: dict[str, Any]) -> str:
-    """The manifest's status, except ``dead`` for a run still marked running whose
-    process (on this host) is gone: it was killed before it could say how it ended."""
+def effective_status(manifest: dict[str, Any], run_dir: Path | None = None) -> str:
+    """The manifest's status, except ``dead`` for a run still marked running that no
+    process runs any more: it was killed before it could say how it ended. The run's
+    lock says so (a pid may have been given to another process since); a run made
+    before runs were locked, or read without its directory, is judged by its pid."""
     status = manifest.get("status", "unknown")
-    if (
-        status == "running"
-        and manifest.get("host") == socket.gethostname()
-        and not process_alive(manifest.get("pid"))
-    ):
-        return "dead"
-    return status
+    if status != "running" or manifest.get("host") != socket.gethostname():
+        return status
+    locked = is_locked(run_dir) if run_dir is not None else None
+    if locked is None:
+        locked = process_alive(manifest.get("pid"))
+    return status if locked else "dead"
 
 
 def parse_time(text: Any) -> float | None:
@@ -95,7 +97,7 @@ class RunEntry:
     @classmethod
     def read(cls, run: RunDir) -> RunEntry:
         manifest = run.read_manifest()
-        status = effective_status(manifest)
+        status = effective_status(manifest, run.path)
         counts = dict(manifest.get("counts") or {})
         if not any(counts.get(s) for s in STATUSES):  # not finished: count what is on disk
             counts.update(count_records(run))

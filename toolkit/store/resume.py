@@ -28,6 +28,7 @@ import attrs
 from toolkit.errors import RunError
 from toolkit.records import FAILED_STATUSES, STATUSES, instance_key
 from toolkit.store.history import process_alive
+from toolkit.store.lock import RunLock
 from toolkit.store.rundir import RunDir
 
 #: the task-table keys that decide which instances a task makes
@@ -64,21 +65,33 @@ def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 def check_resumable(
-    run: RunDir, previous: dict[str, Any], recipe_name: str, digests: dict[str, str], *, force: bool
+    run: RunDir,
+    previous: dict[str, Any],
+    recipe_name: str,
+    digests: dict[str, str],
+    *,
+    force: bool,
+    lock: RunLock | None = None,
 ) -> None:
-    """Refuse (RunError, exit 2) to resume a run that is still going, or whose instances
-    this recipe no longer makes; ``force`` overrides all but a run alive on this host."""
+    """Refuse (RunError, exit 2) to resume a run whose instances this recipe no longer
+    makes, or that may still be going; ``force`` overrides both.
+
+    The caller holds the run's ``lock``: whoever wrote ``status = "running"`` on this
+    host is gone (the kernel released its lock), whatever its pid has become since. A
+    run made before runs were locked (no lock file) is judged by its pid, and a run
+    marked running on another host cannot be judged from here: ``--force`` says so."""
     status = previous.get("status")
     host = previous.get("host")
-    if status == "running":
-        if host == socket.gethostname() and process_alive(previous.get("pid")):
-            raise RunError(
-                f"run {run.run_id} is still running (pid {previous.get('pid')}); wait for it, or stop it"
-            )
-        if host != socket.gethostname() and not force:
+    if status == "running" and not force:
+        if host != socket.gethostname():
             raise RunError(
                 f"run {run.run_id} is marked running on host {host!r}; if it is not running any more,"
                 " pass --force to resume it here"
+            )
+        if (lock is None or not lock.existed) and process_alive(previous.get("pid")):
+            raise RunError(
+                f"run {run.run_id} may still be running (pid {previous.get('pid')} is alive); wait for it,"
+                " or stop it; if that process is not the run, pass --force"
             )
     if force:
         return

@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
+import shutil
 import time
 import tomllib
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from typing import Any
 import attrs
 import tomli_w
 
-from toolkit.errors import RunError
+from toolkit.errors import RunError, StorageError
 
 MANIFEST = "manifest.toml"
 RESULTS = "results.jsonl"
@@ -151,8 +153,14 @@ class RunDir:
 
     @classmethod
     def create(cls, output: Path, recipe_name: str, run_id: str | None = None) -> RunDir:
+        """Make a new run directory (and its ``logs/``) and point ``latest`` at it.
+
+        Raises :class:`StorageError` (exit 2) when the output directory cannot hold it,
+        leaving no run directory behind."""
+        if run_id is not None:
+            check_run_id(run_id)
         base = Path(output) / recipe_name
-        base.mkdir(parents=True, exist_ok=True)
+        _check_base(Path(output), base)
         while True:
             rid = run_id or new_run_id()
             path = base / rid
@@ -162,9 +170,17 @@ class RunDir:
             except FileExistsError:
                 if run_id:
                     raise RunError(f"run directory {path} already exists") from None
-        (path / LOGS).mkdir()
-        run = cls(path)
-        run.point_latest()
+            except OSError as exc:
+                raise StorageError.from_os_error(exc, f"cannot make the run directory {path}") from None
+        try:
+            (path / LOGS).mkdir()
+            run = cls(path)
+            run.point_latest()
+        except BaseException as exc:
+            shutil.rmtree(path, ignore_errors=True)  # nothing started: leave nothing
+            if isinstance(exc, OSError):
+                raise StorageError.from_os_error(exc, f"cannot make the run directory {path}") from None
+            raise
         return run
 
     def point_latest(self) -> None:
@@ -177,7 +193,11 @@ class RunDir:
             tmp.symlink_to(self.run_id, target_is_directory=True)
         except OSError:
             tmp.write_text(self.run_id + "\n")
-        os.replace(tmp, link)
+        try:
+            os.replace(tmp, link)
+        except IsADirectoryError:
+            tmp.unlink()
+            raise StorageError(_latest_is_a_directory(link)) from None
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         atomic_write(self.manifest_path, tomli_w.dumps(toml_safe(manifest)).encode())
@@ -207,6 +227,39 @@ class RunDir:
             if key:
                 latest[key] = rec
         return latest
+
+
+#: what a run id may be: one plain path component (TOOLKIT_RUN_ID comes from outside)
+_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str) -> None:
+    """Refuse a run id that is not one plain name (``../x``, ``/tmp/x``, ``.hidden``)."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise RunError(
+            f"invalid run id {run_id!r} (from TOOLKIT_RUN_ID): use letters, digits, '.', '_' and"
+            " '-', at most 128, not starting with '.' or '-'"
+        )
+
+
+def _latest_is_a_directory(link: Path) -> str:
+    return (
+        f"{link} is a directory, not toolkit's pointer to the latest run; move it away (or use --output DIR)"
+    )
+
+
+def _check_base(output: Path, base: Path) -> None:
+    """``<output>/<recipe>`` can hold a new run: make it, or say why not."""
+    for path in (output, base):
+        if path.exists() and not path.is_dir():
+            raise StorageError(f"{path} is a file, not a directory (use --output DIR elsewhere)")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, f"cannot make the output directory {base}") from None
+    link = base / LATEST
+    if link.is_dir() and not link.is_symlink():
+        raise StorageError(_latest_is_a_directory(link))
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
