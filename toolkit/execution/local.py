@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from toolkit.errors import RunError
 from toolkit.execution.api import (
     Batch,
     Event,
@@ -159,6 +160,13 @@ def pool_worker(conn: Any, slot: Any, queue: QueueRef, setup: WorkerSetup, limit
     except BaseException as exc:
         startup_failed(put, exc)
         return
+
+    def send(message: tuple) -> None:  # once per batch flush, not per instance
+        try:
+            put(message)
+        except (EOFError, OSError):  # the Manager died: the supervisor says so, once
+            raise _QueueGone from None
+
     while True:
         try:
             batch = conn.recv()
@@ -166,9 +174,16 @@ def pool_worker(conn: Any, slot: Any, queue: QueueRef, setup: WorkerSetup, limit
             return
         if batch is None:
             return
-        runner.run(batch, put, limit)
+        try:
+            runner.run(batch, send, limit)
+        except _QueueGone:
+            return
         if limit and runner.instances_run >= limit:
             return  # retire: the supervisor starts a fresh worker
+
+
+class _QueueGone(Exception):
+    """A pool worker's records cannot reach the supervisor any more."""
 
 
 def _forget(exc: BaseException) -> None:
@@ -366,6 +381,8 @@ class LocalExecutor:
         except queue_mod.Empty as exc:
             _forget(exc)
             return
+        except (EOFError, OSError) as exc:
+            raise self._queue_lost(exc) from None
         self._handle(msg, events)
         for _ in range(most - 1):
             try:
@@ -373,7 +390,19 @@ class LocalExecutor:
             except queue_mod.Empty as exc:
                 _forget(exc)
                 return
+            except (EOFError, OSError) as exc:
+                raise self._queue_lost(exc) from None
             self._handle(msg, events)
+
+    def _queue_lost(self, exc: BaseException) -> RunError:
+        """The Manager process that holds the result queue died (killed, out of memory):
+        what workers send is lost from here on, so the run cannot go on."""
+        pid = getattr(getattr(self.manager, "_process", None), "pid", None)
+        which = f" (pid {pid})" if pid else ""
+        return RunError(
+            f"the pool's result queue is gone: its Manager process{which} died"
+            f" ({type(exc).__name__}); records written so far are kept, --resume finishes the run"
+        )
 
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = []
