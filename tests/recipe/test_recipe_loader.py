@@ -121,14 +121,14 @@ def test_matrix_reference_may_use_vars_in_the_same_string():
                 {
                     "name": "t",
                     "uses": "shell",
-                    "params": {"cmd": "${vars.pre} ${matrix.i}"},
+                    "params": {"line": "${vars.pre} ${matrix.i}"},
                     "matrix": {"i": [1]},
                 }
             ],
         )
     )
     spec = r.task("t")
-    assert spec.params_for(spec.combo(0))["cmd"] == "a${x 1"
+    assert spec.params_for(spec.combo(0))["line"] == "a${x 1"
 
 
 def test_interpolation_problems_are_all_reported():
@@ -212,7 +212,7 @@ def test_includes_merge_deep_with_tasks_by_name_and_paths_relative(tmp_path):
         [[task]]
         name = "a"
         uses = "shell"
-        params = { cmd = "echo ${vars.word}", keep = 1 }
+        params = { line = "echo ${vars.word}", keep = 1 }
     """,
     )
     write(tmp_path, "lib/common_tasks.py", "")
@@ -231,7 +231,7 @@ def test_includes_merge_deep_with_tasks_by_name_and_paths_relative(tmp_path):
         retries = 1
         [[task]]
         name = "a"
-        params = { cmd = "echo ${vars.word} ${vars.size}" }
+        params = { line = "echo ${vars.word} ${vars.size}" }
         [[task]]
         name = "b"
         uses = "shell"
@@ -246,7 +246,7 @@ def test_includes_merge_deep_with_tasks_by_name_and_paths_relative(tmp_path):
     )
     assert (r.run.workers, r.run.retries) == (3, 1)
     assert [t.name for t in r.tasks] == ["a", "b"]
-    assert r.task("a").params == {"cmd": "echo top 1", "keep": 1}
+    assert r.task("a").params == {"line": "echo top 1", "keep": 1}
     assert r.task("a").uses == "shell"
     assert "include" not in r.to_table()["recipe"]
 
@@ -400,15 +400,15 @@ def test_to_table_keeps_matrix_templates_as_written():
                 {
                     "name": "t",
                     "uses": "shell",
-                    "params": {"cmd": "a $${b} ${matrix.x}", "lit": "$${c}"},
+                    "params": {"line": "a $${b} ${matrix.x}", "lit": "$${c}"},
                     "matrix": {"x": [1]},
                 }
             ]
         )
     )
-    assert r.task("t").to_table()["params"] == {"cmd": "a $${b} ${matrix.x}", "lit": "$${c}"}
+    assert r.task("t").to_table()["params"] == {"line": "a $${b} ${matrix.x}", "lit": "$${c}"}
     again = read_recipe({**r.to_table(), "recipe": {"name": "r"}})
-    assert again.task("t").params_for({"x": 1})["cmd"] == "a ${b} 1"
+    assert again.task("t").params_for({"x": 1})["line"] == "a ${b} 1"
 
 
 def test_recipe_pickles():

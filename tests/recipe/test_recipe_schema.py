@@ -144,6 +144,11 @@ def test_the_starter_recipe_validates(tmp_path):
         ('[[task]]\nname = "t"\nmatrix = { x = [] }', ".task[0].matrix.x"),
         ('[[task]]\nname = "t"\nmatrix = { x = { range = [1] } }', ".task[0].matrix.x"),
         ('[[task]]\nuses = "shell"', ".task[0].name"),
+        ('[[task]]\nname = "t"\nmatrix = { x = { glob = 3 } }', ".task[0].matrix.x"),
+        ('[[task]]\nname = "t"\nmatrix = { x = { glob = "*", lines = "l" } }', ".task[0].matrix.x"),
+        ('[[task]]\nname = "t"\nmatrix.include = { tsv = "j.tsv" }', ".task[0].matrix.include"),
+        ('[[task]]\nname = "t"\nfiles = "a.csv"', ".task[0].files"),
+        ('[run]\ncache = "yes"', ".run.cache"),
         ('[schedule]\ncatchup = "some"', ".schedule.catchup"),
     ],
 )
@@ -156,6 +161,16 @@ def test_references_are_accepted_where_the_loader_resolves_them():
     toml = (
         '[run]\nworkers = "${vars.w}"\nkeep_going = "${env.KG}"\n[[task]]\nname = "t"\nuses = "x"\n'
         'matrix = { x = { range = [0, "${vars.n}"] }, y = "${vars.ys}" }'
+    )
+    assert errors(json_schema(), tomllib.loads(toml)) == []
+
+
+def test_file_sources_and_file_keys_are_accepted():
+    toml = (
+        '[run]\nworkdir = "work"\ncache = true\n[[task]]\nname = "t"\nuses = "x"\ncache = false\n'
+        'matrix = { path = { glob = "data/**/*.csv" }, w = { lines = "words.txt" }, include = { csv = "j.csv" } }\n'
+        'files = ["data/${matrix.path}"]\noutputs = ["out/x"]\n'
+        '[[task]]\nname = "u"\nuses = "x"\nmatrix.include = { jsonl = "j.jsonl" }'
     )
     assert errors(json_schema(), tomllib.loads(toml)) == []
 

@@ -22,17 +22,21 @@ def shell(
 ) -> dict[str, Any]:
     """Run a command line; record its exit code, stdout and stderr.
 
-    Runs without a shell (the line is split as a POSIX shell would) unless
-    ``shell = true``. Fails when the exit code is not 0, unless ``check = false``.
-    Other params (matrix values) are accepted for use as ``${matrix.NAME}`` in ``cmd``.
+    Runs without a shell unless ``shell = true``. In a recipe, ``cmd`` is split into
+    words before ``${...}`` values are filled in, so that each value is one argument
+    (it arrives here as a list); with ``shell = true`` the values are shell-quoted
+    instead. Fails when the exit code is not 0, unless ``check = false``. Other params
+    (matrix values) are accepted for use as ``${matrix.NAME}`` in ``cmd``.
     """
     import os
     import shlex
     import subprocess
 
-    args: str | list[str] = cmd if shell or isinstance(cmd, list) else shlex.split(cmd)
-    if shell and isinstance(cmd, list):
-        args = shlex.join(cmd)
+    if isinstance(cmd, list):
+        words = [word if isinstance(word, str) else _text(word) for word in cmd]
+        args: str | list[str] = shlex.join(words) if shell else words
+    else:
+        args = cmd if shell else shlex.split(cmd)
     full_env = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}} if env else None
     proc = subprocess.run(
         args,
@@ -51,6 +55,13 @@ def shell(
         detail = ("\n" + "\n".join(tail)) if tail else ""
         raise CommandFailed(f"command exited with code {proc.returncode}: {args!r}{detail}")
     return result
+
+
+def _text(value: Any) -> str:
+    """A value that is a whole word of the command, as text (as it would be inside one)."""
+    from toolkit.recipe.interpolate import render
+
+    return render(value)
 
 
 def python(function: str, **params: Any) -> Any:

@@ -6,6 +6,7 @@ durations, names, the matrix, ``needs``. Problems are gathered and raised togeth
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,13 @@ from typing import Any
 from toolkit.durations import parse_duration
 from toolkit.errors import RecipeError, RecipeErrors
 from toolkit.recipe import keys as K
-from toolkit.recipe.interpolate import Ref, Resolver, parse
+from toolkit.recipe.command import COMMAND, command_mode, split_words
+from toolkit.recipe.command import quote as shell_quote
+from toolkit.recipe.interpolate import InterpolationError, Ref, Resolver, escape, parse
 from toolkit.recipe.matrix_check import check_matrix
 from toolkit.recipe.model import OutputSettings, Recipe, RunSettings, TaskSpec, default_workers
 from toolkit.recipe.problems import Locator, Problems, did_you_mean, show, type_name
+from toolkit.recipe.sources import read_sources
 
 _MISSING = object()
 
@@ -135,7 +139,7 @@ def build_recipe(
 ) -> Recipe:
     p = Problems(display, locate)
     c = Checker(p)
-    data, templates = interpolate(data, environ, p)
+    data, templates = interpolate(data, environ, p, base_dir)
     c.unknown(data, (), K.TOP)
 
     head = (
@@ -157,14 +161,14 @@ def build_recipe(
             p.add(("recipe", "plugins", i), f"no such plugin file: {spec}")
 
     variables = c.table(data.get("vars", {}), ("vars",)) or {}
-    run = build_run(c, data.get("run", {}))
+    run = build_run(c, data.get("run", {}), base_dir)
     output = build_output(c, data.get("output", {}))
     executors = {}
     for ename, options in (c.table(data.get("executor", {}), ("executor",)) or {}).items():
         if c.table(options, ("executor", ename)) is not None:
             executors[ename] = options
     schedule = build_schedule(p, data["schedule"], display) if "schedule" in data else None
-    tasks = build_tasks(c, data.get("task", _MISSING), run, templates)
+    tasks = build_tasks(c, data.get("task", _MISSING), run, templates, base_dir)
 
     p.raise_if_any()
     return Recipe(
@@ -182,12 +186,15 @@ def build_recipe(
     )
 
 
-def interpolate(data: dict[str, Any], environ: Mapping[str, str], p: Problems) -> tuple[dict, dict]:
+def interpolate(
+    data: dict[str, Any], environ: Mapping[str, str], p: Problems, base_dir: Path | None = None
+) -> tuple[dict, dict]:
     """Resolve references everywhere; return the table and, per task position, the
-    paths in its params of strings that keep ``${matrix.NAME}``."""
+    paths in its params of strings that keep ``${matrix.NAME}`` (and, under
+    ``(position, "files")`` and ``(position, "outputs")``, those of its file lists)."""
     head = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
     variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
-    resolver = Resolver(variables, head, environ, p.add)
+    resolver = Resolver(variables, head, environ, p.add, recipe_dir=str(base_dir or Path.cwd()))
     out: dict[str, Any] = {}
     templates: dict[int, list[tuple]] = {}
     for key, value in data.items():
@@ -207,8 +214,12 @@ def interpolate(data: dict[str, Any], environ: Mapping[str, str], p: Problems) -
                     where = ("task", label, k)
                     if k == "params":
                         found: list[tuple] = []
-                        resolved[k] = resolver.resolve(v, where, templates=found)
+                        resolved[k] = resolve_params(resolver, task.get("uses"), v, where, found, p)
                         templates[i] = [t[3:] for t in found]
+                    elif k in FILE_KEYS:
+                        found = []
+                        resolved[k] = resolver.resolve(v, where, templates=found)
+                        templates[(i, k)] = [t[3:] for t in found]
                     else:
                         resolved[k] = resolver.resolve(v, where)
                 tasks.append(resolved)
@@ -218,11 +229,65 @@ def interpolate(data: dict[str, Any], environ: Mapping[str, str], p: Problems) -
     return out, templates
 
 
-def build_run(c: Checker, value: Any) -> RunSettings:
+def resolve_params(
+    resolver: Resolver, uses: Any, params: Any, where: tuple, found: list[tuple], p: Problems
+) -> Any:
+    """A task's params, resolved; a ``shell`` task's ``cmd`` split into words first (or,
+    with ``shell = true``, its values shell-quoted): see :mod:`toolkit.recipe.command`."""
+    mode = command_mode(
+        uses, params, _quiet(resolver, params.get("shell") if isinstance(params, dict) else None)
+    )
+    if mode is None:
+        return resolver.resolve(params, where, templates=found)
+    cmd = params[COMMAND]
+    if mode == "words":
+        try:
+            cmd = split_words(cmd)
+        except InterpolationError:
+            pass  # the resolver reports it
+        except ValueError as exc:
+            p.add((*where, COMMAND), f"cannot split the command into words: {exc}")
+            return params
+    quoted = shell_quote if mode == "quoted" else None
+    return {
+        k: resolver.resolve(v, (*where, k), templates=found, quote=quoted if k == COMMAND else None)
+        for k, v in {**params, COMMAND: cmd}.items()
+    }
+
+
+def _quiet(resolver: Resolver, value: Any) -> Any:
+    """``value`` resolved without reporting (it is resolved, and reported, again later)."""
+    if not isinstance(value, str):
+        return value
+    saved, resolver.report = resolver.report, lambda path, problem: None
+    try:
+        return resolver.resolve(value, ())
+    finally:
+        resolver.report = saved
+
+
+#: task keys that list files: ``${matrix.NAME}`` is allowed in them, as in params
+FILE_KEYS = ("files", "outputs")
+
+
+def workdir(base_dir: Path):
+    def check(value: Any) -> str:
+        nonempty(value)
+        where = base_dir / os.path.expanduser(value)
+        if where.exists() and not where.is_dir():
+            raise ValueError(f"{value!r} is not a directory")
+        return value
+
+    return check
+
+
+def build_run(c: Checker, value: Any, base_dir: Path | None = None) -> RunSettings:
     table = c.table(value, ("run",)) or {}
     path = ("run",)
     c.unknown(table, path, K.RUN)
     return RunSettings(
+        workdir=c.get(table, "workdir", path, workdir(base_dir or Path.cwd()), "."),
+        cache=c.get(table, "cache", path, boolean, False),
         executor=c.get(table, "executor", path, nonempty, "auto"),
         workers=c.get(table, "workers", path, integer(1), None) or default_workers(),
         retries=c.get(table, "retries", path, integer(0), 0),
@@ -259,7 +324,11 @@ def build_schedule(p: Problems, table: Any, display: str | None) -> Any:
 
 
 def build_tasks(
-    c: Checker, value: Any, run: RunSettings, templates: dict[int, list[tuple]]
+    c: Checker,
+    value: Any,
+    run: RunSettings,
+    templates: dict[Any, list[tuple]],
+    base_dir: Path | None = None,
 ) -> tuple[TaskSpec, ...]:
     p = c.p
     if value is _MISSING:
@@ -293,7 +362,11 @@ def build_tasks(
         params = c.table(task.get("params", {}), (*path, "params"))
         found = templates.get(i, ()) if params is not None else ()
         params = params or {}
-        matrix = check_matrix(p, task.get("matrix", {}), (*path, "matrix"))
+        before = len(p.errors)
+        matrix, sources = read_sources(p, task.get("matrix", {}), (*path, "matrix"), base_dir or Path.cwd())
+        matrix = check_matrix(p, matrix, (*path, "matrix")) if matrix is not None else {}
+        matrix_ok = len(p.errors) == before  # else ${matrix.X} would be reported again
+        files = {k: file_list(c, task, k, path, templates.get((i, k), ())) for k in FILE_KEYS}
         needs = c.get(task, "needs", path, strings, [])
         if isinstance(tname, str):
             needs_of[tname] = list(dict.fromkeys(needs))
@@ -308,26 +381,44 @@ def build_tasks(
                 timeout=c.get(task, "timeout", path, timeout, run.timeout),
                 isolate=c.get(task, "isolate", path, boolean, False),
                 templates=found,
+                files=files["files"],
+                outputs=files["outputs"],
+                cache=c.get(task, "cache", path, boolean, None),
+                sources=sources,
             )
         except (TypeError, ValueError) as exc:  # the checks above should make this unreachable
             p.add(path, str(exc))
             continue
-        check_matrix_refs(p, spec, path)
+        if matrix_ok:
+            check_matrix_refs(p, spec, path)
         specs.append(spec)
     check_needs(p, needs_of)
     return tuple(specs)
 
 
+def file_list(c: Checker, task: Mapping[str, Any], key: str, path: tuple, found: Any) -> list[str]:
+    """A task's ``files`` or ``outputs`` in recipe spelling (``$${`` for a literal ``${``)."""
+    entries = c.get(task, key, path, strings, [])
+    templated = {t[0] if t else 0 for t in found}  # () when the key is one string
+    out = []
+    for i, entry in enumerate(entries):
+        if not entry.strip():
+            c.p.add((*path, key, i), "must not be empty")
+        out.append(entry if i in templated else escape(entry))
+    return out
+
+
 def check_matrix_refs(p: Problems, spec: TaskSpec, path: tuple) -> None:
     known = spec.matrix_keys()
-    for where in spec.templates:
-        text = _get(spec.params, where)
+    texts = [((*path, "params", *where), _get(spec.params, where)) for where in spec.templates]
+    texts += [((*path, k, i), text) for k in FILE_KEYS for i, text in enumerate(getattr(spec, k))]
+    for where, text in texts:
         for part in parse(text):
             if isinstance(part, Ref) and part.kind == "matrix" and part.path[0] not in known:
                 hint = did_you_mean(part.path[0], known) or (
                     f" (its keys: {', '.join(sorted(known))})" if known else " (the task has no matrix)"
                 )
-                p.add((*path, "params", *where), f"{part.text}: the matrix has no {part.path[0]!r}{hint}")
+                p.add(where, f"{part.text}: the matrix has no {part.path[0]!r}{hint}")
 
 
 def _get(value: Any, path: tuple) -> Any:

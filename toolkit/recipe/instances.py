@@ -21,18 +21,21 @@ if TYPE_CHECKING:
     from toolkit.recipe.matrix import Matrix
     from toolkit.recipe.model import TaskSpec
     from toolkit.recipe.params import ParamTemplate
+    from toolkit.recipe.paths import FilePaths
 
 
 class TaskInstances:
     """The instance methods of a task, from its name, ``_space`` (the matrix's
-    :class:`~toolkit.recipe.matrix.Matrix`) and ``_template`` (its params'
-    :class:`~toolkit.recipe.params.ParamTemplate`)."""
+    :class:`~toolkit.recipe.matrix.Matrix`), ``_template`` (its params'
+    :class:`~toolkit.recipe.params.ParamTemplate`) and ``_paths`` (its declared files,
+    :class:`~toolkit.recipe.paths.FilePaths`)."""
 
     __slots__ = ()
 
     name: str
     _space: Matrix
     _template: ParamTemplate
+    _paths: FilePaths
 
     # -- the index space ---------------------------------------------------
     def space(self) -> int:
@@ -66,6 +69,33 @@ class TaskInstances:
             return self.name
         inner = ",".join(f"{k}={id_text(combo[k])}" for k in sorted(combo))
         return f"{self.name}[{inner}]"
+
+    # -- the files of one instance -----------------------------------------
+    @property
+    def has_files(self) -> bool:
+        """Whether the task declares ``files``, ``outputs`` or has a ``glob`` axis."""
+        return bool(self._paths)
+
+    @property
+    def file_axes(self) -> tuple[str, ...]:
+        """The names of the task's ``glob`` matrix axes (their values are input files)."""
+        return self._paths.axes
+
+    def input_files(self, params: Mapping[str, Any], root: Any) -> tuple[str, ...]:
+        """The input files of the instance with these ``params`` (as :meth:`instances`
+        or :meth:`params_for` give them): the ``files`` entries with ``${matrix.X}``
+        filled, each glob expanded against ``root`` (the recipe's directory: matches
+        sorted, files only; none is no file), then the values of the ``glob`` axes.
+
+        Paths are relative to the recipe's directory, or absolute where the recipe wrote
+        them so: ``root / path`` is the file. A literal path is given even if it does
+        not exist. No duplicates; order kept."""
+        return self._paths.inputs(self.name, params, root)
+
+    def output_files(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The ``outputs`` of the instance with these ``params``, ``${matrix.X}`` filled;
+        relative to the recipe's directory (or absolute), as :meth:`input_files`."""
+        return self._paths.produced(self.name, params)
 
     # -- a batch of instances ----------------------------------------------------
     def instances(self, indices: Iterable[int]) -> Iterator[tuple[int, int, Any, Any]]:
@@ -171,14 +201,19 @@ class TaskView(TaskInstances):
     plain class that unpickles without attrs. :meth:`to_spec` gives the spec back."""
 
     __slots__ = (
+        "_paths",
         "_space",
         "_template",
+        "cache",
+        "files",
         "isolate",
         "matrix",
         "name",
         "needs",
+        "outputs",
         "params",
         "retries",
+        "sources",
         "templates",
         "timeout",
         "uses",
@@ -193,6 +228,10 @@ class TaskView(TaskInstances):
     timeout: float | None
     isolate: bool
     templates: tuple[tuple[Any, ...], ...]
+    files: tuple[str, ...]
+    outputs: tuple[str, ...]
+    cache: bool | None
+    sources: tuple[tuple[str, dict[str, str]], ...]
 
     def __init__(self, spec: TaskSpec | TaskView) -> None:
         for name in self.__slots__:
@@ -222,6 +261,10 @@ class TaskView(TaskInstances):
             timeout=self.timeout,
             isolate=self.isolate,
             templates=self.templates,
+            files=self.files,
+            outputs=self.outputs,
+            cache=self.cache,
+            sources=self.sources,
         )
 
     def to_table(self) -> dict[str, Any]:

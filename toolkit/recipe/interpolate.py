@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 NAMESPACES = ("vars", "env", "recipe", "matrix")
-RECIPE_REFS = ("name", "description")
+RECIPE_REFS = ("name", "description", "dir")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -109,7 +109,9 @@ def _parse_ref(body: str) -> Ref:
     if kind in ("env", "matrix") and len(path) != 1:
         raise InterpolationError(f"bad reference {text}: expected {kind}.NAME")
     if kind == "recipe" and (len(path) != 1 or path[0] not in RECIPE_REFS):
-        raise InterpolationError(f"bad reference {text}: only ${{recipe.name}} and ${{recipe.description}}")
+        raise InterpolationError(
+            f"bad reference {text}: only ${{recipe.name}}, ${{recipe.description}} and ${{recipe.dir}}"
+        )
     return Ref(kind, path, default, text)
 
 
@@ -142,7 +144,11 @@ class Resolver:
         recipe_table: Mapping[str, Any],
         environ: Mapping[str, str],
         report: Callable[[tuple, str], None],
+        *,
+        recipe_dir: str | None = None,
     ) -> None:
+        #: ``${recipe.dir}``: the absolute directory of the recipe file
+        self.recipe_dir = recipe_dir
         self.raw_vars = variables
         self.recipe_table = recipe_table
         self.environ = environ
@@ -172,21 +178,32 @@ class Resolver:
         return out
 
     # -- whole values ------------------------------------------------------
-    def resolve(self, value: Any, path: tuple, *, templates: list[tuple] | None = None) -> Any:
+    def resolve(
+        self,
+        value: Any,
+        path: tuple,
+        *,
+        templates: list[tuple] | None = None,
+        quote: Callable[[str], str] | None = None,
+    ) -> Any:
         """Resolve every string inside ``value``; ``path`` names it in messages.
 
         With ``templates`` (task params), ``${matrix.NAME}`` is allowed: strings that keep
         one are left in recipe spelling and their paths appended to ``templates``.
+        With ``quote`` (a string ``value`` only), every value filled in is passed through
+        it, even one that is the whole string (a shell command line's values).
         """
         if isinstance(value, str):
-            return self._string(value, path, templates)
+            return self._string(value, path, templates, quote)
         if isinstance(value, dict):
             return {k: self.resolve(v, (*path, k), templates=templates) for k, v in value.items()}
         if isinstance(value, list):
             return [self.resolve(v, (*path, i), templates=templates) for i, v in enumerate(value)]
         return value
 
-    def _string(self, text: str, path: tuple, templates: list[tuple] | None) -> Any:
+    def _string(
+        self, text: str, path: tuple, templates: list[tuple] | None, quote: Callable[[str], str] | None = None
+    ) -> Any:
         if "$" not in text:
             return text
         try:
@@ -201,7 +218,7 @@ class Resolver:
             self.report(path, "${matrix.NAME} is only available in task params")
             return text
         try:
-            if len(parts) == 1 and not keeps_matrix:
+            if len(parts) == 1 and not keeps_matrix and quote is None:
                 value = self.value_of(parts[0], path)  # type: ignore[arg-type]
                 # a table or array is copied: two keys never share one mutable value
                 return copy.deepcopy(value) if isinstance(value, list | dict) else value
@@ -213,6 +230,8 @@ class Resolver:
                     out.append(part.text)
                 else:
                     rendered = render(self.value_of(part, path))
+                    if quote is not None:
+                        rendered = quote(rendered)
                     out.append(escape(rendered) if keeps_matrix else rendered)
         except InterpolationError as exc:
             self._report(path, exc)
@@ -235,6 +254,8 @@ class Resolver:
                 return ref.default
             return value
         if ref.kind == "recipe":
+            if ref.path[0] == "dir" and self.recipe_dir is not None:
+                return self.recipe_dir
             key = ("recipe", ref.path[0])
             if ref.path[0] not in self.recipe_table:
                 if ref.path[0] == "description":

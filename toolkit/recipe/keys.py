@@ -86,6 +86,16 @@ RUN = {
         enum=START_METHODS,
         doc="How worker processes start. Default: the platform's.",
     ),
+    "workdir": Key(
+        kind="string",
+        default=".",
+        doc="The instances' working directory, relative to the recipe's directory (made if missing).",
+    ),
+    "cache": Key(
+        kind="boolean",
+        default=False,
+        doc="true: skip instances whose fingerprint ran ok before (a task's own cache wins).",
+    ),
 }
 
 OUTPUT = {
@@ -140,7 +150,8 @@ TASK = {
     "matrix": Key(
         kind="table",
         default={},
-        doc="Sweep: axis = [values] or { range = [start, stop(, step)] }; plus include and exclude.",
+        doc="Sweep: axis = [values], { range = [start, stop(, step)] }, { glob = PATTERN } or"
+        " { lines = FILE }; plus include (a list, { csv = FILE } or { jsonl = FILE }) and exclude.",
     ),
     "needs": Key(
         kind="array",
@@ -153,6 +164,21 @@ TASK = {
     "isolate": Key(
         kind="boolean", default=False, doc="true: each instance gets its own process (hard kill on timeout)."
     ),
+    "files": Key(
+        kind="array",
+        items="string",
+        default=[],
+        doc="Input files, relative to the recipe's directory; globs and ${matrix.X} allowed.",
+        examples=(["data/${matrix.sample}.csv"],),
+    ),
+    "outputs": Key(
+        kind="array",
+        items="string",
+        default=[],
+        doc="Files each instance must produce (else it fails: MissingOutput); ${matrix.X} allowed.",
+        examples=(["out/${matrix.sample}.parquet"],),
+    ),
+    "cache": Key(kind="boolean", doc="Use the results cache for this task. Default: run.cache."),
 }
 
 TOP = {

@@ -9,6 +9,8 @@ from toolkit.recipe.matrix import id_text
 from toolkit.recipe.problems import Problems, did_you_mean, show, type_name
 
 RANGE_HINT = "{ range = [start, stop] } or { range = [start, stop, step] } of integers"
+AXIS_TABLES = f"{RANGE_HINT}, {{ glob = PATTERN }} or {{ lines = FILE }}"
+INCLUDE_HINT = "an array of tables, { csv = FILE } or { jsonl = FILE }"
 
 
 def check_matrix(p: Problems, value: Any, path: tuple) -> dict[str, Any]:
@@ -28,7 +30,11 @@ def check_matrix(p: Problems, value: Any, path: tuple) -> dict[str, Any]:
             continue
         entries = value[key]
         if not isinstance(entries, list):
-            p.add((*path, key), f"must be an array of tables, got {type_name(entries)}")
+            if key == "include" and isinstance(entries, dict):
+                hint = did_you_mean(next(iter(entries), ""), ("csv", "jsonl"))
+                p.add((*path, key), f"must be {INCLUDE_HINT}{hint}")
+            else:
+                p.add((*path, key), f"must be an array of tables, got {type_name(entries)}")
             continue
         for i, entry in enumerate(entries):
             where = (*path, key, i)
@@ -68,8 +74,8 @@ def _check_axis(p: Problems, axis: Any, where: tuple) -> None:
     if isinstance(axis, dict):
         if list(axis) != ["range"]:
             extra = [k for k in axis if k != "range"]
-            hint = did_you_mean(extra[0], ["range"]) if extra else ""
-            p.add(where, f"an axis table must be {RANGE_HINT}{hint}")
+            hint = did_you_mean(extra[0], ["range", "glob", "lines"]) if extra else ""
+            p.add(where, f"an axis table must be {AXIS_TABLES}{hint}")
             return
         bounds = axis["range"]
         if (
@@ -88,4 +94,4 @@ def _check_axis(p: Problems, axis: Any, where: tuple) -> None:
         if not range(*bounds):
             p.add((*where, "range"), f"{show(bounds)} is empty: stop is not past start (stop is exclusive)")
         return
-    p.add(where, f"an axis must be an array of values or {RANGE_HINT}, got {type_name(axis)} {show(axis)}")
+    p.add(where, f"an axis must be an array of values, {AXIS_TABLES}, got {type_name(axis)} {show(axis)}")

@@ -18,11 +18,13 @@ import attrs
 from attrs import validators as av
 
 from toolkit.durations import format_duration
+from toolkit.recipe.command import COMMAND, command_mode
 from toolkit.recipe.instances import TaskInstances, TaskView
 from toolkit.recipe.interpolate import escape
 from toolkit.recipe.keys import NAME_RE, START_METHODS
 from toolkit.recipe.matrix import Matrix, axis_values
 from toolkit.recipe.params import ParamTemplate
+from toolkit.recipe.paths import FilePaths
 
 if TYPE_CHECKING:
     from toolkit.schedule.spec import ScheduleSpec
@@ -58,6 +60,9 @@ class RunSettings:
     keep_going: bool = attrs.field(default=False, validator=av.instance_of(bool))
     max_tasks_per_worker: int = attrs.field(default=0, validator=_count)
     start_method: str | None = attrs.field(default=None, validator=av.optional(av.in_(START_METHODS)))
+    #: the instances' working directory, as written (relative to the recipe's directory)
+    workdir: str = attrs.field(default=".", validator=av.instance_of(str))
+    cache: bool = attrs.field(default=False, validator=av.instance_of(bool))
 
     def to_table(self) -> dict[str, Any]:
         table: dict[str, Any] = {
@@ -71,6 +76,8 @@ class RunSettings:
             table["timeout"] = format_duration(self.timeout)
         if self.start_method is not None:
             table["start_method"] = self.start_method
+        table["workdir"] = self.workdir
+        table["cache"] = self.cache
         return table
 
 
@@ -101,7 +108,11 @@ class TaskSpec(TaskInstances):
     ``params`` holds the values with ``${vars...}``, ``${env...}`` and ``${recipe...}``
     resolved; strings that still use ``${matrix.NAME}`` are kept as written (with
     ``$${`` for a literal ``${``) and listed in ``templates`` by their path in params.
-    ``matrix`` is the validated matrix table as in TOML.
+    ``matrix`` is the validated matrix table as in TOML, with its file sources read:
+    ``sources`` keeps those as written (``(("path", {"glob": "data/*.csv"}),)``) while
+    ``matrix`` holds the values they gave. ``files`` and ``outputs`` are in recipe
+    spelling (``$${`` for a literal ``${``) and may use ``${matrix.NAME}``; ``cache`` is
+    None when the task follows ``run.cache`` (see :meth:`Recipe.uses_cache`).
     """
 
     name: str = attrs.field(validator=av_name)
@@ -113,15 +124,25 @@ class TaskSpec(TaskInstances):
     timeout: float | None = attrs.field(default=None, validator=_timeout)
     isolate: bool = attrs.field(default=False, validator=av.instance_of(bool))
     templates: tuple[tuple[Any, ...], ...] = attrs.field(default=(), converter=_tuple)
+    files: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    outputs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    cache: bool | None = attrs.field(default=None, validator=av.optional(av.instance_of(bool)))
+    sources: tuple[tuple[str, dict[str, str]], ...] = attrs.field(default=(), converter=_tuple)
     # derived, rebuilt from the fields above; small, so it simply pickles along
     _space: Matrix = attrs.field(init=False, eq=False, repr=False)
     _template: ParamTemplate = attrs.field(init=False, eq=False, repr=False)
+    _paths: FilePaths = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         axes = {k: axis_values(v) for k, v in self.matrix.items() if k not in ("include", "exclude")}
         space = Matrix(axes, self.matrix.get("include", ()), self.matrix.get("exclude", ()))
         object.__setattr__(self, "_space", space)
-        object.__setattr__(self, "_template", ParamTemplate(self.name, self.params, self.templates))
+        quoted = (
+            [(COMMAND,)] if command_mode(self.uses, self.params, self.params.get("shell")) == "quoted" else []
+        )
+        object.__setattr__(self, "_template", ParamTemplate(self.name, self.params, self.templates, quoted))
+        globs = [key for key, source in self.sources if "glob" in source]
+        object.__setattr__(self, "_paths", FilePaths(self.files, self.outputs, globs))
 
     def for_worker(self) -> TaskView:
         """This task as worker processes receive it: a plain :class:`TaskView`, which
@@ -140,6 +161,12 @@ class TaskSpec(TaskInstances):
         if self.timeout is not None:
             table["timeout"] = format_duration(self.timeout)
         table["isolate"] = self.isolate
+        if self.files:
+            table["files"] = list(self.files)
+        if self.outputs:
+            table["outputs"] = list(self.outputs)
+        if self.cache is not None:
+            table["cache"] = self.cache
         return table
 
 
@@ -184,6 +211,15 @@ class Recipe:
         from toolkit.recipe.loader import read_recipe
 
         return read_recipe(table, overrides=overrides, environ=environ)
+
+    @property
+    def workdir(self) -> pathlib.Path:
+        """The instances' working directory: ``run.workdir`` under the recipe's directory."""
+        return pathlib.Path(os.path.normpath(self.base_dir / os.path.expanduser(self.run.workdir)))
+
+    def uses_cache(self, spec: TaskSpec) -> bool:
+        """Whether ``spec``'s instances use the results cache: its own ``cache``, else ``run.cache``."""
+        return self.run.cache if spec.cache is None else spec.cache
 
     def task(self, name: str) -> TaskSpec:
         for spec in self.tasks:

@@ -18,11 +18,15 @@ if TYPE_CHECKING:
 class ParamTemplate:
     """Params of one task, with the matrix references parsed once, ahead of time."""
 
-    __slots__ = ("compiled", "params", "task")
+    __slots__ = ("compiled", "params", "quoted", "task")
 
-    def __init__(self, task: str, params: Mapping[str, Any], templates: Sequence[tuple]) -> None:
+    def __init__(
+        self, task: str, params: Mapping[str, Any], templates: Sequence[tuple], quoted: Sequence[tuple] = ()
+    ) -> None:
         self.task = task
         self.params = dict(params)
+        #: paths whose filled-in values are shell-quoted (a ``shell = true`` task's cmd)
+        self.quoted = frozenset(tuple(q) for q in quoted)
         compiled = []
         for path in templates:
             text = _get(self.params, path)
@@ -33,7 +37,13 @@ class ParamTemplate:
     def fill(self, combo: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(self.params)
         for path, parts in self.compiled:
-            if len(parts) == 1 and isinstance(parts[0], Ref):
+            if self.quoted and path in self.quoted:
+                from shlex import quote
+
+                value = "".join(
+                    quote(render(self._value(p, combo, path))) if isinstance(p, Ref) else p for p in parts
+                )
+            elif len(parts) == 1 and isinstance(parts[0], Ref):
                 value = self._value(parts[0], combo, path)
             else:
                 value = "".join(

@@ -66,6 +66,16 @@ def _table(keys: Mapping[str, K.Key], description: str, **extra: Any) -> dict[st
     return out
 
 
+def _source(kind: str, description: str) -> dict[str, Any]:
+    """A matrix file source: ``{ KIND = "file or pattern" }``."""
+    return {
+        "type": "object",
+        "properties": {kind: {"type": "string", "description": description}},
+        "required": [kind],
+        "additionalProperties": False,
+    }
+
+
 def json_schema() -> dict[str, Any]:
     """The schema as a JSON-able dict."""
     axis_entry = {
@@ -77,9 +87,13 @@ def json_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "include": {
-                "type": "array",
-                "items": axis_entry,
-                "description": "Tables that extend matching combinations, or add instances of their own.",
+                "description": "Tables that extend matching combinations, or add instances of their own;"
+                " or { csv = FILE } / { jsonl = FILE }: one table per row.",
+                "anyOf": [
+                    {"type": "array", "items": axis_entry},
+                    _source("csv", "A CSV file: a header row of matrix keys, then one entry per row."),
+                    _source("jsonl", "A JSON Lines file: one object of matrix values per line."),
+                ],
             },
             "exclude": {
                 "type": "array",
@@ -147,6 +161,8 @@ def json_schema() -> dict[str, Any]:
                         "required": ["range"],
                         "additionalProperties": False,
                     },
+                    _source("glob", "The files matching this pattern (relative to the recipe), sorted."),
+                    _source("lines", "One value per non-empty line of this file; '#' lines are comments."),
                     REFERENCE,
                 ],
             },
