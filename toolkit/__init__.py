@@ -24,7 +24,7 @@ __all__ = [
 
 _LAZY = {
     "ToolkitError": "toolkit.errors",
-    "TaskContext": "toolkit.execution.worker",
+    "TaskContext": "toolkit.context",
     "run": "toolkit.api",
     "plan": "toolkit.api",
     "validate": "toolkit.api",
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from toolkit.api import plan, run, validate
+    from toolkit.context import TaskContext
     from toolkit.errors import ToolkitError
-    from toolkit.execution.worker import TaskContext
 
 
 class _HookimplMarker:

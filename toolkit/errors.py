@@ -103,3 +103,14 @@ def describe_os_error(exc: OSError, known_path: str = "") -> str:
     }.get(exc.errno or 0, "")
     path = f"{exc.filename}: " if exc.filename is not None and str(exc.filename) not in known_path else ""
     return f"{path}{reason}{hint}"
+
+
+class PluginError(ToolkitError):
+    """A plugin's hook implementation raised: ``plugin 'NAME' failed in toolkit_HOOK: ...``."""
+
+    def __init__(self, plugin: str | None, hook: str, exc: BaseException) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        self.exc = exc
+        who = f"plugin {plugin!r}" if plugin else "a plugin"
+        super().__init__(f"{who} failed in {hook}: {type(exc).__name__}: {exc}")

@@ -31,7 +31,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.progress import STATUSES, TaskTally, summary_line
+from toolkit.records import STATUSES
+from toolkit.tally import TaskTally, summary_line
 
 #: seconds between two redraws
 REFRESH = 0.1

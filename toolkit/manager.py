@@ -20,7 +20,7 @@ from collections import namedtuple
 from types import ModuleType
 
 from toolkit.entry_points import entry_points
-from toolkit.errors import PluginLoadError, ToolkitError
+from toolkit.errors import PluginError, PluginLoadError, ToolkitError
 from toolkit.plugin_files import import_file_plugin, is_file_plugin, plugin_name
 
 #: typing.TYPE_CHECKING without importing typing: worker processes import this module
@@ -297,25 +297,70 @@ class Plugins:
             from toolkit.registry import Registries
 
             regs = Registries()
-            for hook, registry in (
-                (self.pm.hook.toolkit_register_tasks, regs.tasks),
-                (self.pm.hook.toolkit_register_executors, regs.executors),
-                (self.pm.hook.toolkit_register_sinks, regs.sinks),
-            ):
-                for impl in hook.get_hookimpls():
-                    before = dict(registry._entries)
-                    registry.current_plugin = impl.plugin_name
-                    try:
-                        impl.function(registry=registry)
-                    except Exception as exc:
-                        registry._entries = before
-                        info = self.info(impl.plugin_name)
-                        if info is not None:
-                            info.error = _describe(exc)
-                        self.warn(f"plugin {impl.plugin_name!r} failed in {hook.name}: {_describe(exc)}")
-                registry.current_plugin = None
+            self._register("toolkit_register_tasks", regs.tasks)
+            self._register("toolkit_register_executors", regs.executors)
+            self._register("toolkit_register_sinks", regs.sinks)
             self._registries = regs
         return self._registries
+
+    def _register(self, hook_name: str, registry: Any) -> None:
+        """Call a registration hook through pluggy; a plugin whose implementation raises
+        is named, and the hook is called again, from an empty registry, without it."""
+        from toolkit.hookcalls import culprit, impl_codes
+
+        left_out: list[object] = []
+        while True:
+            registry.clear()
+            # registry.add finds the plugin that calls it among these (see Registry.add)
+            registry.owners = impl_codes(self.pm, hook_name)
+            if left_out:
+                caller = self.pm.subset_hook_caller(hook_name, remove_plugins=left_out)
+            else:
+                caller = getattr(self.pm.hook, hook_name)
+            try:
+                caller(registry=registry)
+            except Exception as exc:
+                name = culprit(self.pm, hook_name, exc)
+                plugin = self.pm.get_plugin(name) if name is not None else None
+                if plugin is None or plugin in left_out:
+                    raise PluginError(name, hook_name, exc) from exc
+                left_out.append(plugin)
+                self.hook_failed(name, hook_name, exc)
+                continue
+            finally:
+                registry.owners = {}
+            return
+
+    def hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
+        """Note that ``plugin`` failed in ``hook_name`` (``toolkit plugins`` shows it) and warn."""
+        info = self.info(plugin)
+        if info is not None:
+            info.error = _describe(exc)
+        self.warn(str(PluginError(plugin, hook_name, exc)))
+        if os.environ.get("TOOLKIT_DEBUG"):
+            import traceback
+
+            traceback.print_exception(exc)
+
+    def choose_executor(self, recipe: Any, plan: Any) -> tuple[str, str] | None:
+        """``(executor, plugin)``: the first answer of ``toolkit_choose_executor``, asked
+        plugin by plugin in pluggy's order so that the plan can say who chose; None when
+        the built-in choice (``trylast``) is reached."""
+        from toolkit.hookcalls import call_plugin, implementers
+
+        for name in implementers(self.pm, "toolkit_choose_executor"):
+            if name == "builtin.executors":
+                break
+            chosen = call_plugin(self.pm, "toolkit_choose_executor", name, recipe=recipe, plan=plan)
+            if chosen:
+                return chosen, name
+        return None
+
+    def call(self, hook_name: str, /, **kwargs: Any) -> Any:
+        """Call a hook through pluggy; a failure is a ``PluginError`` naming the plugin."""
+        from toolkit.hookcalls import call_hook
+
+        return call_hook(self.pm, hook_name, **kwargs)
 
     def info(self, name: str) -> PluginInfo | None:
         for info in self.infos:

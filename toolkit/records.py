@@ -1,4 +1,10 @@
-"""Instances and result records: the shapes that cross from workers to the run store."""
+"""Instances and result records: the shapes that cross from workers to the run store.
+
+The record schema lives here, once: :data:`RECORD_FIELDS` (the order of the fields of a
+line of ``results.jsonl``), :class:`Status`, :func:`make_record`, :func:`encode_record`
+and :func:`error_dict`. Worker processes import this module: it imports no ``typing``,
+no attrs and no ``hashlib`` (see ``tests/core/test_worker_imports.py``).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,53 @@ except ImportError:  # pragma: no cover - a Python built without it
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, ClassVar
 
-#: statuses a record can have; only "ok" counts as success
-STATUSES = ("ok", "failed", "timeout", "crashed", "skipped")
-FAILED_STATUSES = frozenset({"failed", "timeout", "crashed"})
+
+class Status(str):
+    """The status of a record: :attr:`OK`, :attr:`FAILED`, :attr:`TIMEOUT`,
+    :attr:`CRASHED` or :attr:`SKIPPED`; only ``ok`` counts as success.
+
+    A ``str`` (``Status.OK == "ok"``), written as such to ``results.jsonl`` and read
+    back as a plain ``str``. Not an ``enum.StrEnum``: defining one costs every spawned
+    worker ~0.2 ms at import (measured on Python 3.11), this class ~0.02 ms."""
+
+    __slots__ = ()
+
+    OK: ClassVar[Status]
+    FAILED: ClassVar[Status]
+    TIMEOUT: ClassVar[Status]
+    CRASHED: ClassVar[Status]
+    SKIPPED: ClassVar[Status]
+
+
+Status.OK = Status("ok")
+Status.FAILED = Status("failed")
+Status.TIMEOUT = Status("timeout")
+Status.CRASHED = Status("crashed")
+Status.SKIPPED = Status("skipped")
+
+#: every record status, in the order counts are shown
+STATUSES: tuple[Status, ...] = (Status.OK, Status.FAILED, Status.TIMEOUT, Status.CRASHED, Status.SKIPPED)
+#: the statuses that count as a failure (``skipped``: a needed task failed, not this one)
+FAILED_STATUSES: frozenset[str] = frozenset({Status.FAILED, Status.TIMEOUT, Status.CRASHED})
+
+#: the fields of a record, in the order of a line of ``results.jsonl``
+RECORD_FIELDS: tuple[str, ...] = (
+    "task",
+    "instance",
+    "key",
+    "params",
+    "status",
+    "value",
+    "error",
+    "attempts",
+    "started",
+    "finished",
+    "duration_s",
+    "worker",
+    "peak_rss_mib",
+)
 
 
 def json_encoder(
@@ -62,6 +110,79 @@ def json_encoder(
 
 
 _dumps = json_encoder(separators=(",", ":"), sort_keys=True)
+
+
+def _json_default(obj: Any) -> Any:
+    isoformat = getattr(obj, "isoformat", None)
+    if isoformat is not None:  # TOML dates and times
+        return isoformat()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+#: a record (or a value of one) as the JSON text of ``results.jsonl``
+encode_json = json_encoder(default=_json_default)
+
+
+def error_dict(exc: BaseException) -> dict[str, str]:
+    """The ``error`` field of a record for ``exc``: ``type``, ``message``, ``traceback``."""
+    import traceback
+
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def make_record(
+    *,
+    task: str,
+    instance: str,
+    key: str,
+    params: dict[str, Any],
+    status: str,
+    value: Any = None,
+    error: dict[str, str] | None = None,
+    attempts: int = 1,
+    started: float | None = None,
+    finished: float | None = None,
+    worker: str | None = None,
+    peak_rss: float | None = None,
+) -> dict[str, Any]:
+    """A result record, in the field order of ``results.jsonl`` (:data:`RECORD_FIELDS`)."""
+    return {
+        "task": task,
+        "instance": instance,
+        "key": key,
+        "params": params,
+        "status": status,
+        "value": value,
+        "error": error,
+        "attempts": attempts,
+        "started": utc_iso(started) if started else None,
+        "finished": utc_iso(finished) if finished else None,
+        "duration_s": round(finished - started, 6) if started and finished else None,
+        "worker": worker,
+        "peak_rss_mib": peak_rss,
+    }
+
+
+def encode_record(record: dict[str, Any]) -> tuple[str, str]:
+    """``(json line, status)``; a value that cannot be encoded makes the record a failure."""
+    try:
+        return encode_json(record), record["status"]
+    except (TypeError, ValueError) as exc:
+        record = dict(record)
+        record["value"] = None
+        record["status"] = Status.FAILED
+        record["error"] = {
+            "type": "UnserialisableResult",
+            "message": f"the task returned a value that cannot be written as JSON: {exc}",
+            "traceback": "",
+        }
+        return encode_json(record), Status.FAILED
 
 
 class Instance:

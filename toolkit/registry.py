@@ -10,9 +10,12 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import TaskRegistrationError
+
+if TYPE_CHECKING:
+    from types import CodeType
 
 #: parameters a task may declare that the toolkit fills in, not the recipe
 RESERVED_PARAMS = frozenset({"ctx", "inputs"})
@@ -114,8 +117,27 @@ class _Registry:
 
     def __init__(self) -> None:
         self._entries: dict[str, Any] = {}
-        #: the plugin whose hook is being called; set by the plugin manager
+        #: the plugin that adds entries now, when set (else found by :meth:`plugin_adding`)
         self.current_plugin: str | None = None
+        #: the code of each implementation of the hook being called, by plugin name: set
+        #: by the plugin manager for the call
+        self.owners: dict[CodeType, str] = {}
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def plugin_adding(self) -> str | None:
+        """The plugin whose hook implementation adds an entry now: the nearest caller
+        that is one (an implementation may call helpers that call ``add``)."""
+        if self.current_plugin is not None or not self.owners:
+            return self.current_plugin
+        frame = sys._getframe(2)
+        while frame is not None:
+            name = self.owners.get(frame.f_code)
+            if name is not None:
+                return name
+            frame = frame.f_back  # type: ignore[assignment]
+        return None
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -152,7 +174,7 @@ class TaskRegistry(_Registry):
             shown = name or getattr(func, "__qualname__", repr(func))
             raise TaskRegistrationError(f"task {shown!r} refused: {reason}")
         name = name or func.__name__
-        self._put(name, TaskInfo(name=name, func=func, plugin=self.current_plugin, version=version))
+        self._put(name, TaskInfo(name=name, func=func, plugin=self.plugin_adding(), version=version))
         return func
 
     def get(self, name: str) -> TaskInfo:
@@ -198,7 +220,7 @@ class ExecutorRegistry(_Registry):
                 factory=factory,
                 check_options=check_options,
                 doc=doc or _first_doc_line(factory),
-                plugin=self.current_plugin,
+                plugin=self.plugin_adding(),
             ),
         )
 
@@ -227,7 +249,7 @@ class SinkRegistry(_Registry):
         self._put(
             name,
             SinkInfo(
-                name=name, factory=factory, doc=doc or _first_doc_line(factory), plugin=self.current_plugin
+                name=name, factory=factory, doc=doc or _first_doc_line(factory), plugin=self.plugin_adding()
             ),
         )
 

@@ -8,6 +8,7 @@ import pickle
 from toolkit.execution.api import Batch, TaskRuntime, WorkerSetup
 from toolkit.recipe import read_recipe
 from toolkit.recipe.instances import TaskView
+from toolkit.recipe.model import TaskSpec
 from toolkit.records import Instance
 
 
@@ -50,7 +51,7 @@ def test_the_task_table_holds_views_of_the_specs(tmp_path):
     assert (loaded.func, loaded.version) == (noop, "1")
     for name in ("name", "uses", "params", "matrix", "needs", "retries", "timeout", "isolate", "templates"):
         assert getattr(view, name) == getattr(spec, name)
-    assert view.to_spec() == spec and view.to_table() == spec.to_table()
+    assert TaskSpec.from_view(view) == spec and view.to_table() == spec.to_table()
     indices = range(spec.space())
     assert list(view.instances(indices)) == list(spec.instances(indices))
     assert [view.combo(i) for i in indices] == [spec.combo(i) for i in indices]

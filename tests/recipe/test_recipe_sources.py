@@ -14,6 +14,7 @@ import pytest
 
 from toolkit.cli import main
 from toolkit.recipe import read_recipe
+from toolkit.recipe.model import TaskSpec
 from toolkit.recipe.sources import cell_value, pin_sources, sources_table
 
 NAMES = ["plain.csv", "with space.csv", "it's.csv", "ünïcode ✓.csv", 'dq"uote.csv']
@@ -184,7 +185,7 @@ def test_files_and_outputs_per_instance(tmp_path):
     assert spec.output_files(params) == ("out/data/a.csv.json", "log/done")
     view = spec.for_worker()
     assert view.output_files(params) == spec.output_files(params)
-    assert view.to_spec() == spec
+    assert TaskSpec.from_view(view) == spec
 
 
 def test_recipe_dir_and_workdir(tmp_path, monkeypatch):

@@ -6,8 +6,11 @@ import platform
 import socket
 import tomllib
 
+import pytest
+
 import toolkit
 from toolkit.api import execute, prepare
+from toolkit.errors import PluginError
 
 
 def squares(**run):
@@ -112,10 +115,10 @@ def test_manifest_says_failed_when_the_run_breaks(toolkit_pm, register_plugin, t
 
     register_plugin(Breaks(), "breaks")
     recipe, plugins = prepare(squares(), plugins=toolkit_pm)
-    try:
+    with pytest.raises(
+        PluginError, match="plugin 'breaks' failed in toolkit_run_start: RuntimeError: plugin bug"
+    ):
         execute(recipe, plugins, output=tmp_path)
-    except RuntimeError:
-        pass
     (run_dir,) = [p for p in (tmp_path / "life").iterdir() if p.name != "latest"]
     manifest = tomllib.loads((run_dir / "manifest.toml").read_text())
     assert manifest["status"] == "failed" and manifest["counts"]["not_run"] == 6

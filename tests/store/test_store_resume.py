@@ -273,7 +273,8 @@ def test_a_run_that_is_still_going_is_not_resumed(tmp_path):
 
 
 def test_retry_failed_does_not_feed_partial_inputs_downstream(toolkit_pm, tmp_path):
-    from toolkit.api import _task_runtimes, execute, prepare
+    from toolkit.api import execute, prepare
+    from toolkit.execution.run import task_runtimes
     from toolkit.store.resume import plan_resume
 
     recipe, plugins = prepare(
@@ -295,7 +296,7 @@ def test_retry_failed_does_not_feed_partial_inputs_downstream(toolkit_pm, tmp_pa
     result = execute(recipe, plugins, output=tmp_path)
     assert result.counts["skipped"] == 1
     run = RunDir(result.run_dir)
-    runtimes = _task_runtimes(recipe, plugins)
+    runtimes = task_runtimes(recipe, plugins)
 
     plan = plan_resume(recipe, runtimes, run, retry_failed=True)
     assert plan.todo == {"u": [1], "d": [0]}

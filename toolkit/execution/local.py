@@ -51,6 +51,7 @@ from toolkit.execution.procs import (
     startup_failed,
     tune_allocator,
 )
+from toolkit.records import Status
 
 #: batches a pool worker holds at once: the one it runs and the next
 DEPTH = 2
@@ -515,10 +516,10 @@ class LocalExecutor:
             if batch_id == busy_batch:
                 position, attempt, started = int(worker.slot[1]), int(worker.slot[2]), worker.slot[3]
                 if position >= fl.consumed:
-                    status, message = "crashed", describe_exit(exitcode)
+                    status, message = Status.CRASHED, describe_exit(exitcode)
                     if worker.timed_out is not None and worker.timed_out[:2] == (batch_id, position):
                         timeout = self.context.recipe.tasks[fl.batch.task].timeout
-                        status = "timeout"
+                        status = Status.TIMEOUT
                         message = f"the attempt ran longer than its timeout ({timeout:g}s) and was stopped"
                     lost = Lost(
                         position=position,

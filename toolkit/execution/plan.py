@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 if TYPE_CHECKING:
-    from toolkit.manager import Plugins
     from toolkit.recipe.model import Recipe
 
 #: with at most this many instances per worker, auto starts one process per instance
@@ -58,7 +57,14 @@ def auto_choice(recipe: Recipe, plan: Plan) -> tuple[str, str]:
     return "pool", f"{plan.total} instances for {plan.workers} workers: a pool with batched dispatch"
 
 
-def make_plan(recipe: Recipe, plugins: Plugins | None = None, *, executor: str | None = None) -> Plan:
+class ExecutorChooser(Protocol):
+    """What :func:`make_plan` asks about plugins (``toolkit.manager.Plugins`` is one)."""
+
+    def choose_executor(self, recipe: Recipe, plan: Plan) -> tuple[str, str] | None:
+        """``(executor, plugin)`` of the plugin that chose, or None to let auto choose."""
+
+
+def make_plan(recipe: Recipe, plugins: ExecutorChooser | None = None, *, executor: str | None = None) -> Plan:
     """Count instances per task (lazily) and choose the executor, stating why."""
     counts = {t.name: t.count() for t in recipe.tasks}
     plan = Plan(
@@ -71,13 +77,9 @@ def make_plan(recipe: Recipe, plugins: Plugins | None = None, *, executor: str |
     if wanted != "auto":
         source = "--executor" if executor else "run.executor"
         return attrs.evolve(plan, executor=wanted, reason=f"{source} = {wanted!r}")
-    if plugins is not None:
-        # firstresult by hand, to know who decided: the built-in choice is trylast
-        for impl in reversed(plugins.hook.toolkit_choose_executor.get_hookimpls()):
-            if impl.plugin_name == "builtin.executors":
-                break
-            chosen = impl.function(**{a: {"recipe": recipe, "plan": plan}[a] for a in impl.argnames})
-            if chosen:
-                return attrs.evolve(plan, executor=chosen, reason=f"chosen by plugin {impl.plugin_name!r}")
+    chosen = plugins.choose_executor(recipe, plan) if plugins is not None else None
+    if chosen is not None:
+        name, plugin = chosen
+        return attrs.evolve(plan, executor=name, reason=f"chosen by plugin {plugin!r}")
     name, reason = auto_choice(recipe, plan)
     return attrs.evolve(plan, executor=name, reason=f"auto: {reason}")

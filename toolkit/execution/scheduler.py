@@ -15,14 +15,27 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from toolkit.errors import RunError
 from toolkit.execution.api import Batch, Lost, Records, TaskRuntime, Unfinished, WorkerError
-from toolkit.execution.worker import backoff, encode_record, make_record
-from toolkit.records import FAILED_STATUSES, Instance, instance_key
+from toolkit.execution.worker import backoff
+from toolkit.records import (
+    FAILED_STATUSES,
+    STATUSES,
+    Instance,
+    Status,
+    encode_record,
+    instance_key,
+    make_record,
+)
+
+if TYPE_CHECKING:
+    from toolkit.execution.api import Executor
+    from toolkit.manager import Plugins
+    from toolkit.recipe.model import Recipe
 
 #: a batch should keep a worker busy about this long once task durations are known
 TARGET_BATCH_SECONDS = 0.05
@@ -39,9 +52,7 @@ class TaskState:
     total: int  # instances to settle in this run
     pending: deque = attrs.field(factory=deque)  # (range | tuple of indices, attempt)
     settled: int = 0
-    counts: dict[str, int] = attrs.field(
-        factory=lambda: dict.fromkeys(("ok", "failed", "timeout", "crashed", "skipped"), 0)
-    )
+    counts: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(STATUSES, 0))
     started: bool = False
     done: bool = False
     keep_values: bool = False
@@ -59,9 +70,8 @@ class TaskState:
         return self.rt.spec.name
 
     def failures(self) -> int:
-        return (
-            self.counts["failed"] + self.counts["timeout"] + self.counts["crashed"] + self.counts["skipped"]
-        )
+        counts = self.counts
+        return sum(counts[s] for s in FAILED_STATUSES) + counts[Status.SKIPPED]
 
 
 @attrs.define(eq=False)
@@ -112,13 +122,13 @@ def compress(indices: Iterable[int]) -> list[range]:
 class Scheduler:
     def __init__(
         self,
-        recipe: Any,
+        recipe: Recipe,
         tasks: list[TaskRuntime],
-        executor: Any,
+        executor: Executor,
         *,
         workers: int,
         write: Callable[[bytes, int, tuple[str, ...]], None],
-        plugins: Any = None,
+        plugins: Plugins | None = None,
         reporter: Any = None,
         todo: dict[str, list[int] | None] | None = None,
         previous_values: dict[str, dict[int, dict[str, Any]]] | None = None,
@@ -218,16 +228,16 @@ class Scheduler:
         lines, n = [], 0
         for seq, _attempt in state.pending:
             for index in seq:
-                rec = self._parent_record(state, index, "skipped", message, attempts=0)
+                rec = self._parent_record(state, index, Status.SKIPPED, message, attempts=0)
                 if rec is None:
                     continue
                 lines.append(rec)
                 n += 1
                 if n >= 4096:
-                    self._settle_parent(state, lines, "skipped")
+                    self._settle_parent(state, lines, Status.SKIPPED)
                     lines, n = [], 0
         if lines:
-            self._settle_parent(state, lines, "skipped")
+            self._settle_parent(state, lines, Status.SKIPPED)
         state.pending.clear()
 
     # -- records -----------------------------------------------------------------
@@ -259,7 +269,9 @@ class Scheduler:
         inst = self._instance(state, index)
         if inst is None:
             return None
-        error_type = {"skipped": "Skipped", "timeout": "Timeout", "crashed": "WorkerDied"}[status]
+        error_type = {Status.SKIPPED: "Skipped", Status.TIMEOUT: "Timeout", Status.CRASHED: "WorkerDied"}[
+            status
+        ]
         record = make_record(
             task=inst.task,
             instance=inst.id,
@@ -295,7 +307,7 @@ class Scheduler:
             state.counts[status] += 1
             if status in FAILED_STATUSES and not self.keep_going and not self.stopping:
                 self.stopping = True
-        state.counts["ok"] += n - len(statuses)
+        state.counts[Status.OK] += n - len(statuses)
         state.settled += n
         if state.keep_values or self.hook_finish:
             self._decode(state, lines, positions)
@@ -307,7 +319,7 @@ class Scheduler:
         if positions is None:
             positions = [None] * len(records)  # type: ignore[list-item]
         for index, rec in zip(positions, records, strict=False):
-            if state.keep_values and rec["status"] == "ok" and index is not None:
+            if state.keep_values and rec["status"] == Status.OK and index is not None:
                 state.values[index] = {
                     "instance": rec["instance"],
                     "params": rec["params"],
@@ -321,7 +333,7 @@ class Scheduler:
                     key=rec["key"],
                     params=rec["params"],
                 )
-                self.plugins.hook.toolkit_task_finish(instance=inst, record=rec)
+                self.plugins.call("toolkit_task_finish", instance=inst, record=rec)
 
     def _positions(self, batch: Batch, start: int, stop: int, n: int, state: TaskState) -> list[int] | None:
         """The indices whose records arrived (excluded matrix entries leave none)."""
@@ -420,7 +432,7 @@ class Scheduler:
             for index in indices:
                 inst = self._instance(state, index)
                 if inst is not None:
-                    self.plugins.hook.toolkit_task_start(instance=inst)
+                    self.plugins.call("toolkit_task_start", instance=inst)
         self.executor.submit(batch)
         self.sent[batch.id] = _Sent(batch=batch, sent_at=time.monotonic())
 
@@ -506,7 +518,7 @@ class Scheduler:
         return "succeeded" if complete and not failures else "failed"
 
     def counts(self) -> dict[str, int]:
-        total = {k: 0 for k in ("ok", "failed", "timeout", "crashed", "skipped")}
+        total = dict.fromkeys(STATUSES, 0)
         for s in self.states:
             for k, v in s.counts.items():
                 total[k] += v

@@ -1,5 +1,9 @@
 """Worker-side code: run a batch of instances and emit their records as JSON lines.
 
+The shapes it works with are public and live elsewhere: ``ctx`` in
+:mod:`toolkit.context`, the record schema in :mod:`toolkit.records`, instance log names
+in :mod:`toolkit.store.names`. This module holds the batch loop and :func:`load_setup`.
+
 Runs in worker processes (any start method) and, for remote executors, on other
 machines. It imports task functions by name; it never sees a plugin manager.
 """
@@ -19,7 +23,19 @@ from pathlib import Path
 # a worker under spawn is a fresh interpreter: what it imports here counts for every
 # process of the ``process`` executor (no attrs, no hashlib and OpenSSL, and random
 # and traceback only when an attempt fails)
-from toolkit.records import ParamsText, blake2b, json_encoder, key_maker, utc_iso
+from toolkit.context import TaskContext
+from toolkit.records import (
+    ParamsText,
+    Status,
+    blake2b,
+    encode_json,
+    encode_record,
+    error_dict,
+    key_maker,
+    make_record,
+    utc_iso,
+)
+from toolkit.store.names import LOGS, log_name
 
 #: typing.TYPE_CHECKING without importing typing: worker processes import this module
 TYPE_CHECKING = False
@@ -28,6 +44,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from toolkit.execution.payload import Batch, TaskRuntime, WorkerSetup
+
+OK, FAILED = Status.OK, Status.FAILED
 
 #: flush records to the collector after this many, or this many seconds
 FLUSH_RECORDS = 2048
@@ -59,138 +77,8 @@ def backoff(attempt: int) -> float:
     return min(0.1 * 2 ** (attempt - 1), 10.0) * (1.0 + random.uniform(0, 0.1))
 
 
-def _json_default(obj: Any) -> Any:
-    isoformat = getattr(obj, "isoformat", None)
-    if isoformat is not None:  # TOML dates and times
-        return isoformat()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-_encode = json_encoder(default=_json_default)
+_encode = encode_json
 _encode_str = json.encoder.encode_basestring  # what _encode does to a str, minus the call
-
-
-def safe_name(instance_id: str) -> str:
-    """An instance id made safe as a file name (``/`` and NUL replaced)."""
-    return instance_id.replace(os.sep, "_").replace("\0", "_")[:200]
-
-
-def error_dict(exc: BaseException) -> dict[str, str]:
-    import traceback
-
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
-
-
-def make_record(
-    *,
-    task: str,
-    instance: str,
-    key: str,
-    params: dict[str, Any],
-    status: str,
-    value: Any = None,
-    error: dict[str, str] | None = None,
-    attempts: int = 1,
-    started: float | None = None,
-    finished: float | None = None,
-    worker: str | None = None,
-    peak_rss: float | None = None,
-) -> dict[str, Any]:
-    """A result record, in the field order of ``results.jsonl``."""
-    return {
-        "task": task,
-        "instance": instance,
-        "key": key,
-        "params": params,
-        "status": status,
-        "value": value,
-        "error": error,
-        "attempts": attempts,
-        "started": utc_iso(started) if started else None,
-        "finished": utc_iso(finished) if finished else None,
-        "duration_s": round(finished - started, 6) if started and finished else None,
-        "worker": worker,
-        "peak_rss_mib": peak_rss,
-    }
-
-
-def encode_record(record: dict[str, Any]) -> tuple[str, str]:
-    """``(json line, status)``; a value that cannot be encoded makes the record a failure."""
-    try:
-        return _encode(record), record["status"]
-    except (TypeError, ValueError) as exc:
-        record = dict(record)
-        record["value"] = None
-        record["status"] = "failed"
-        record["error"] = {
-            "type": "UnserialisableResult",
-            "message": f"the task returned a value that cannot be written as JSON: {exc}",
-            "traceback": "",
-        }
-        return _encode(record), "failed"
-
-
-if TYPE_CHECKING:
-    import logging
-
-
-def _stderr_handler() -> logging.Handler:
-    """A handler that writes to ``sys.stderr`` as it is when a line is logged (the
-    instance's log). ``logging`` is imported here, by the first task that asks for
-    ``ctx.logger``: the supervisor and every worker process are spared it (its memory
-    makes every fork dearer, its import every spawned process slower)."""
-    import logging
-
-    class _CurrentStderr(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                sys.stderr.write(self.format(record) + "\n")
-            except Exception:  # pragma: no cover
-                self.handleError(record)
-
-    handler = _CurrentStderr()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    return handler
-
-
-class TaskContext:
-    """What a task receives as ``ctx``: its instance id, attempt, scratch dir, logger."""
-
-    def __init__(self, instance: str, attempt: int, run_dir: str, key: str = "") -> None:
-        self.instance = instance
-        self.attempt = attempt
-        self.key = key
-        self.run_dir = Path(run_dir) if run_dir else Path.cwd()
-        self._scratch: Path | None = None
-
-    @property
-    def scratch(self) -> Path:
-        """A directory of this instance's own, kept with the run."""
-        if self._scratch is None:
-            self._scratch = self.run_dir / "scratch" / safe_name(self.instance)
-            self._scratch.mkdir(parents=True, exist_ok=True)
-        return self._scratch
-
-    @property
-    def logger(self) -> logging.Logger:
-        """A logger whose lines go to the instance's log file."""
-        import logging
-
-        logger = logging.getLogger("toolkit.task")
-        if not logger.handlers:
-            logger.addHandler(_stderr_handler())
-            logger.setLevel(logging.INFO)
-            logger.propagate = False
-        return logger
-
-    def __repr__(self) -> str:
-        return f"TaskContext(instance={self.instance!r}, attempt={self.attempt})"
 
 
 #: tasks already loaded in this process, by their pickled form: a worker forked from a
@@ -255,7 +143,7 @@ class BatchRunner:
     def logs(self) -> Path | None:
         """The folder of the instances' log files (made when there is one to write)."""
         if self._logs is None and self.setup.run_dir:
-            self._logs = Path(self.setup.run_dir) / "logs"
+            self._logs = Path(self.setup.run_dir) / LOGS
         return self._logs
 
     def _task_consts(self, task: int) -> tuple[Any, str, ParamsText | None]:
@@ -278,7 +166,7 @@ class BatchRunner:
         if self.logs is None or not text:
             return
         self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{safe_name(instance)}.log", "a", encoding="utf-8") as f:
+        with open(self.logs / log_name(instance), "a", encoding="utf-8") as f:
             f.write(text)
 
     def run(self, batch: Batch, emit: Callable[[tuple], None], limit: int = 0) -> int:
@@ -312,6 +200,7 @@ class BatchRunner:
             else:
                 key_hasher = blake2b(digest_size=10).copy
         retries = spec.retries
+        status_ok, status_failed = OK, FAILED  # locals: the loop reads them per instance
         capture = self.setup.capture
         slot = _slot_view(self.slot)
         slot_attempt = slot[2]
@@ -393,10 +282,10 @@ class BatchRunner:
                         value = func(**kwargs)
                     except BaseException as exc:  # a task's SystemExit is its failure too
                         value = None
-                        status = "failed"
+                        status = status_failed
                         error = error_dict(exc)
                     else:
-                        status = "ok"
+                        status = status_ok
                         error = None
                     finished = now()
                     if capture and (
@@ -485,7 +374,7 @@ class BatchRunner:
                         peak_rss=peak,
                     )
                     line, status = encode_record(record)
-                    if status != "ok":
+                    if status != status_ok:
                         bad.append((index, status))
                 if log_parts is not None:
                     self._write_log(iid, "".join(log_parts))

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from toolkit.recipe.matrix import Matrix
-    from toolkit.recipe.model import TaskSpec
     from toolkit.recipe.params import ParamTemplate
     from toolkit.recipe.paths import FilePaths
 
@@ -33,9 +32,43 @@ class TaskInstances:
     __slots__ = ()
 
     name: str
+    uses: str
+    params: dict[str, Any]
+    matrix: dict[str, Any]
+    needs: tuple[str, ...]
+    retries: int
+    timeout: float | None
+    isolate: bool
+    files: tuple[str, ...]
+    outputs: tuple[str, ...]
+    cache: bool | None
     _space: Matrix
     _template: ParamTemplate
     _paths: FilePaths
+
+    def to_table(self) -> dict[str, Any]:
+        """The task as its ``[[task]]`` table, in recipe spelling."""
+        from toolkit.durations import format_duration
+        from toolkit.recipe.interpolate import escape_all
+
+        table: dict[str, Any] = {"name": self.name, "uses": self.uses}
+        if self.params:
+            table["params"] = self._template.to_table()
+        if self.matrix:
+            table["matrix"] = escape_all(self.matrix)
+        if self.needs:
+            table["needs"] = list(self.needs)
+        table["retries"] = self.retries
+        if self.timeout is not None:
+            table["timeout"] = format_duration(self.timeout)
+        table["isolate"] = self.isolate
+        if self.files:
+            table["files"] = list(self.files)
+        if self.outputs:
+            table["outputs"] = list(self.outputs)
+        if self.cache is not None:
+            table["cache"] = self.cache
+        return table
 
     # -- the index space ---------------------------------------------------
     def space(self) -> int:
@@ -198,7 +231,7 @@ class TaskInstances:
 class TaskView(TaskInstances):
     """A task as workers receive it: a :class:`~toolkit.recipe.model.TaskSpec`'s fields
     and instance methods (``_space`` and ``_template`` shared, not made again), in a
-    plain class that unpickles without attrs. :meth:`to_spec` gives the spec back."""
+    plain class that unpickles without attrs. ``TaskSpec.from_view`` gives the spec back."""
 
     __slots__ = (
         "_paths",
@@ -233,7 +266,7 @@ class TaskView(TaskInstances):
     cache: bool | None
     sources: tuple[tuple[str, dict[str, str]], ...]
 
-    def __init__(self, spec: TaskSpec | TaskView) -> None:
+    def __init__(self, spec: TaskInstances) -> None:
         for name in self.__slots__:
             setattr(self, name, getattr(spec, name))
 
@@ -246,26 +279,3 @@ class TaskView(TaskInstances):
 
     def __repr__(self) -> str:
         return f"TaskView(name={self.name!r}, uses={self.uses!r})"
-
-    def to_spec(self) -> TaskSpec:
-        """The :class:`~toolkit.recipe.model.TaskSpec` this view was made from (an equal one)."""
-        from toolkit.recipe.model import TaskSpec
-
-        return TaskSpec(
-            name=self.name,
-            uses=self.uses,
-            params=self.params,
-            matrix=self.matrix,
-            needs=self.needs,
-            retries=self.retries,
-            timeout=self.timeout,
-            isolate=self.isolate,
-            templates=self.templates,
-            files=self.files,
-            outputs=self.outputs,
-            cache=self.cache,
-            sources=self.sources,
-        )
-
-    def to_table(self) -> dict[str, Any]:
-        return self.to_spec().to_table()

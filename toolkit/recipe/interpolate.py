@@ -120,6 +120,17 @@ def escape(text: str) -> str:
     return text.replace("${", "$${") if "${" in text else text
 
 
+def escape_all(value: Any) -> Any:
+    """A resolved value in recipe spelling: every literal ``${`` as ``$${``."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: escape_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_all(v) for v in value]
+    return value
+
+
 def render(value: Any) -> str:
     """A value as it appears inside a longer string."""
     if isinstance(value, bool):

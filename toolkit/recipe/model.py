@@ -1,6 +1,6 @@
 """The recipe as frozen attrs objects: :class:`Recipe`, :class:`TaskSpec` and settings.
 
-Build a recipe with :func:`toolkit.recipe.read_recipe` (or :meth:`Recipe.from_table`),
+Build a recipe with :func:`toolkit.recipe.read_recipe` (a path, or a dict shaped like the TOML),
 which validates everything first; write it back with ``tomli_w.dumps(r.to_table())``.
 Every object here pickles. Worker processes receive each task as a plain
 :class:`~toolkit.recipe.instances.TaskView` (:meth:`TaskSpec.for_worker`), which needs
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,7 +20,7 @@ from attrs import validators as av
 from toolkit.durations import format_duration
 from toolkit.recipe.command import COMMAND, command_mode
 from toolkit.recipe.instances import TaskInstances, TaskView
-from toolkit.recipe.interpolate import escape
+from toolkit.recipe.interpolate import escape, escape_all
 from toolkit.recipe.keys import NAME_RE, START_METHODS
 from toolkit.recipe.matrix import Matrix, axis_values
 from toolkit.recipe.params import ParamTemplate
@@ -149,36 +149,24 @@ class TaskSpec(TaskInstances):
         unpickles without attrs (or this module)."""
         return TaskView(self)
 
-    def to_table(self) -> dict[str, Any]:
-        table: dict[str, Any] = {"name": self.name, "uses": self.uses}
-        if self.params:
-            table["params"] = self._template.to_table()
-        if self.matrix:
-            table["matrix"] = escape_all(self.matrix)
-        if self.needs:
-            table["needs"] = list(self.needs)
-        table["retries"] = self.retries
-        if self.timeout is not None:
-            table["timeout"] = format_duration(self.timeout)
-        table["isolate"] = self.isolate
-        if self.files:
-            table["files"] = list(self.files)
-        if self.outputs:
-            table["outputs"] = list(self.outputs)
-        if self.cache is not None:
-            table["cache"] = self.cache
-        return table
-
-
-def escape_all(value: Any) -> Any:
-    """A resolved value in recipe spelling: every literal ``${`` as ``$${``."""
-    if isinstance(value, str):
-        return escape(value)
-    if isinstance(value, dict):
-        return {k: escape_all(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [escape_all(v) for v in value]
-    return value
+    @classmethod
+    def from_view(cls, view: TaskView) -> TaskSpec:
+        """The spec a :class:`TaskView` was made from (an equal one)."""
+        return cls(
+            name=view.name,
+            uses=view.uses,
+            params=view.params,
+            matrix=view.matrix,
+            needs=view.needs,
+            retries=view.retries,
+            timeout=view.timeout,
+            isolate=view.isolate,
+            templates=view.templates,
+            files=view.files,
+            outputs=view.outputs,
+            cache=view.cache,
+            sources=view.sources,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -198,19 +186,6 @@ class Recipe:
     tasks: tuple[TaskSpec, ...] = attrs.field(default=(), converter=_tuple)
     #: the ``--set`` overrides applied (already part of the values above)
     overrides: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-
-    @classmethod
-    def from_table(
-        cls,
-        table: Mapping[str, Any],
-        *,
-        overrides: Sequence[str] = (),
-        environ: Mapping[str, str] | None = None,
-    ) -> Recipe:
-        """Validate a table shaped like the TOML and build the recipe (see ``read_recipe``)."""
-        from toolkit.recipe.loader import read_recipe
-
-        return read_recipe(table, overrides=overrides, environ=environ)
 
     @property
     def workdir(self) -> pathlib.Path:

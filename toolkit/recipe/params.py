@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from toolkit.errors import RecipeError
-from toolkit.recipe.interpolate import Ref, parse, render
+from toolkit.recipe.interpolate import Ref, escape_all, parse, render
 from toolkit.recipe.problems import dotted
 
 #: typing.TYPE_CHECKING without importing typing: worker processes import this module
@@ -65,8 +65,6 @@ class ParamTemplate:
             ) from None
 
     def to_table(self) -> dict[str, Any]:
-        from toolkit.recipe.model import escape_all
-
         table = escape_all(self.params)
         for path, _ in self.compiled:
             _set(table, path, _get(self.params, path), copy=False)

@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
 from toolkit.schedule.state import iso
-
-ENV_SCHEDULED_FOR = "TOOLKIT_SCHEDULED_FOR"
-ENV_RUN_ID = "TOOLKIT_RUN_ID"
-
-
-def new_run_id(t: float | None = None) -> str:
-    """``20261125-203000-1a2b``: UTC start time and 4 random hex digits, as ``toolkit run`` names runs."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if t is None else t))
-    return f"{stamp}-{secrets.token_hex(2)}"
+from toolkit.store.runid import ENV_RUN_ID, ENV_SCHEDULED_FOR
 
 
 def run_command(recipe: Path, plugins: tuple[str, ...] = ()) -> list[str]:

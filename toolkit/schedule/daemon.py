@@ -25,6 +25,7 @@ from toolkit.schedule import children
 from toolkit.schedule.firing import Decision, Timetable, decide
 from toolkit.schedule.recipes import Scheduled, file_key, read_scheduled
 from toolkit.schedule.state import RecipeState, Running, StateDir, iso
+from toolkit.store.runid import new_run_id
 
 #: the longest sleep: how often recipe files are checked for changes
 TICK = 1.0
@@ -231,7 +232,7 @@ class Daemon:
         if self.stop_requests or job.state.running is not None or not job.state.queued:
             return
         slot = job.state.queued.pop(0)
-        run_id = children.new_run_id()
+        run_id = new_run_id()
         # saved before the start: a crash in between loses this run rather than repeating it
         job.state.last_firing, job.state.last_run_id = slot, run_id
         self.save(job)

@@ -25,10 +25,9 @@ import socket
 from typing import Any
 
 from toolkit.records import STATUSES, utc_iso
+from toolkit.store.runid import scheduled_for_from_environment
 
 FORMAT = 1
-#: set by `toolkit schedule` for the runs it starts: the firing time they are for
-ENV_SCHEDULED_FOR = "TOOLKIT_SCHEDULED_FOR"
 
 
 def _toolkit_version() -> str:
@@ -68,7 +67,7 @@ def start_manifest(
         "started": previous.get("started") or utc_iso(started),
         "finished": None,
         "duration_s": None,
-        "scheduled_for": os.environ.get(ENV_SCHEDULED_FOR) or previous.get("scheduled_for"),
+        "scheduled_for": scheduled_for_from_environment() or previous.get("scheduled_for"),
         "resumed": [*previous.get("resumed", []), utc_iso(started)] if previous else None,
         "host": socket.gethostname(),
         "pid": os.getpid(),

@@ -14,9 +14,7 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,17 +24,12 @@ import attrs
 import tomli_w
 
 from toolkit.errors import RunError, StorageError
+from toolkit.store.names import LOGS, log_name
+from toolkit.store.runid import new_run_id
 
 MANIFEST = "manifest.toml"
 RESULTS = "results.jsonl"
 LATEST = "latest"
-LOGS = "logs"
-
-
-def new_run_id(now: float | None = None) -> str:
-    """``20261125-203000-1a2b``: UTC start time (sorts in time order) and 4 random hex digits."""
-    now = time.time() if now is None else now
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(2)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -147,9 +140,7 @@ class RunDir:
 
     def log_path(self, instance: str) -> Path:
         """Where the worker writes the log of ``instance``."""
-        from toolkit.execution.worker import safe_name
-
-        return self.logs / f"{safe_name(instance)}.log"
+        return self.logs / log_name(instance)
 
     @classmethod
     def create(cls, output: Path, recipe_name: str, run_id: str | None = None) -> RunDir:

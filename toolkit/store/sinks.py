@@ -65,6 +65,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from toolkit.records import Status
+from toolkit.store.names import log_name
+
 
 class RecordBatch:
     """Records as they arrived: ``jsonl`` (the encoded lines, newline-terminated), ``n``
@@ -160,10 +163,8 @@ class Collector:
             sink.close("failed")
 
     def _note_failures(self, batch: RecordBatch) -> None:
-        from toolkit.execution.worker import safe_name
-
         for rec in batch.records:
-            if rec.get("status") not in ("timeout", "crashed"):
+            if rec.get("status") not in (Status.TIMEOUT, Status.CRASHED):
                 continue
             error = rec.get("error") or {}
             note = (
@@ -172,9 +173,7 @@ class Collector:
             )
             with contextlib.suppress(OSError):
                 self.logs.mkdir(parents=True, exist_ok=True)
-                with open(
-                    self.logs / f"{safe_name(str(rec.get('instance')))}.log", "a", encoding="utf-8"
-                ) as f:
+                with open(self.logs / log_name(str(rec.get("instance"))), "a", encoding="utf-8") as f:
                     f.write(note)
 
     def close(self, status: str) -> None:

@@ -1,0 +1,370 @@
+"""A run, phase by phase: the heart of ``toolkit run`` and ``toolkit.run()``.
+
+:func:`execute` calls the phases in order; each is a function of one
+:class:`RunSession`, the state a run carries from one phase to the next:
+
+``prepare_run``
+    Check the options, plan, find (``--resume``) or create the run directory and
+    read what an earlier session left. Nothing is written but the directory.
+``start_run``
+    Write the manifest (``running``), open the sinks, call ``toolkit_run_start``.
+``run_tasks``
+    Build the executor and let the scheduler run every instance to its record.
+``finish_run``
+    Always, however the run ended: close the sinks, write the final manifest.
+``report_run``
+    After ``finish_run``: call ``toolkit_run_finish`` and tell the reporter.
+
+A phase that needs more state adds a field to :class:`RunSession`; a step inside a
+phase is a function of the session too, called from its phase.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from toolkit.errors import ExitCode, UsageError
+from toolkit.records import STATUSES
+
+if TYPE_CHECKING:
+    from toolkit.execution.plan import Plan
+    from toolkit.execution.scheduler import Scheduler
+    from toolkit.manager import Plugins
+    from toolkit.recipe.model import Recipe
+    from toolkit.store.rundir import RunDir, RunInfo
+    from toolkit.store.sinks import Collector
+
+
+@attrs.define
+class RunResult:
+    """What a run left: its status, directory and records."""
+
+    status: str
+    run_dir: Path
+    run_id: str
+    counts: dict[str, int]
+    not_run: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return {
+            "succeeded": ExitCode.OK,
+            "failed": ExitCode.TASK_FAILED,
+            "interrupted": ExitCode.INTERRUPTED,
+        }[self.status]
+
+    def records(self) -> list[dict[str, Any]]:
+        from toolkit.store.rundir import read_records
+
+        return list(read_records(self.run_dir / "results.jsonl"))
+
+
+@attrs.define(eq=False)
+class RunSession:
+    """One session of a run (a resume is a new session of an earlier run)."""
+
+    recipe: Recipe
+    plugins: Plugins
+    plan: Plan
+    #: the tasks as workers receive them (``TaskRuntime``), in recipe order
+    runtimes: list[Any]
+    digests: dict[str, str]
+    run: RunDir
+    reporter: Any = None
+    grace: float = 5.0
+    #: ``--resume`` or ``--retry-failed``
+    resumed: bool = False
+    #: the manifest of the run this session resumes ({} for a new run)
+    previous: dict[str, Any] = attrs.field(factory=dict)
+    #: per task, the indices this session runs (None: all of them)
+    todo: dict[str, Any] | None = None
+    #: per task, the values of the records kept from earlier sessions (for ``inputs``)
+    values: dict[str, Any] | None = None
+    #: counts of the records kept from earlier sessions, and ``not_run``
+    kept: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys((*STATUSES, "not_run"), 0))
+    # -- set as the run goes
+    started: float = 0.0
+    finished: float = 0.0
+    manifest: dict[str, Any] = attrs.field(factory=dict)
+    info: RunInfo | None = None
+    collector: Collector | None = None
+    scheduler: Scheduler | None = None
+    #: the run's status; "failed" until a phase says otherwise
+    status: str = "failed"
+    counts: dict[str, int] = attrs.field(factory=dict)
+    not_run: int = 0
+
+    def result(self) -> RunResult:
+        return RunResult(
+            status=self.status,
+            run_dir=self.run.path,
+            run_id=self.run.run_id,
+            counts=self.manifest["counts"],
+            not_run=self.not_run,
+        )
+
+
+def task_runtimes(recipe: Recipe, plugins: Plugins) -> list[Any]:
+    """Each task of the recipe with the function registered for it."""
+    from toolkit.execution.api import TaskRuntime
+
+    runtimes = []
+    for spec in recipe.tasks:
+        info = plugins.registries.tasks.get(spec.uses)
+        runtimes.append(
+            TaskRuntime(
+                spec=spec,
+                func=info.func,
+                version=info.version,
+                takes_ctx=info.takes_ctx,
+                takes_inputs=info.takes_inputs,
+            )
+        )
+    return runtimes
+
+
+def _known(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+def prepare_run(
+    recipe: Recipe,
+    plugins: Plugins,
+    *,
+    executor: str | None = None,
+    workers: int | None = None,
+    output: str | os.PathLike[str] | None = None,
+    resume: bool | str = False,
+    retry_failed: bool | str = False,
+    force: bool = False,
+    reporter: Any = None,
+    grace: float = 5.0,
+) -> RunSession:
+    """Check the options, plan, and find or create the run directory."""
+    from toolkit.execution.plan import make_plan
+    from toolkit.store.resume import check_resumable, plan_resume, task_digests
+    from toolkit.store.rundir import RunDir, find_run
+    from toolkit.store.runid import run_id_from_environment
+
+    if workers is not None:
+        if workers < 1:
+            raise UsageError("-j/--workers must be at least 1")
+        recipe = attrs.evolve(recipe, run=attrs.evolve(recipe.run, workers=workers))
+    registries = plugins.registries
+    if executor is not None and executor not in registries.executors:
+        raise UsageError(f"unknown executor {executor!r} (known: {_known(registries.executors.names())})")
+    the_plan = make_plan(recipe, plugins, executor=executor)
+    if the_plan.executor not in registries.executors:
+        raise UsageError(
+            f"unknown executor {the_plan.executor!r} (known: {_known(registries.executors.names())})"
+        )
+    for fmt in recipe.output.formats:
+        if fmt not in registries.sinks:
+            raise UsageError(f"unknown output format {fmt!r} (known: {_known(registries.sinks.names())})")
+    runtimes = task_runtimes(recipe, plugins)
+    out = Path(output if output is not None else recipe.output.dir)
+    digests = task_digests(recipe, runtimes)
+
+    again = resume or retry_failed
+    if not again:
+        run = RunDir.create(out, recipe.name, run_id_from_environment())
+        return RunSession(
+            recipe=recipe,
+            plugins=plugins,
+            plan=the_plan,
+            runtimes=runtimes,
+            digests=digests,
+            run=run,
+            reporter=reporter,
+            grace=grace,
+        )
+    run = find_run(out, recipe.name, again if isinstance(again, str) else None)
+    previous = run.read_manifest()
+    check_resumable(run, previous, recipe.name, digests, force=force)
+    resumed = plan_resume(recipe, runtimes, run, retry_failed=bool(retry_failed))
+    run.point_latest()
+    return RunSession(
+        recipe=recipe,
+        plugins=plugins,
+        plan=the_plan,
+        runtimes=runtimes,
+        digests=digests,
+        run=run,
+        reporter=reporter,
+        grace=grace,
+        resumed=True,
+        previous=previous,
+        todo=resumed.todo,
+        values=resumed.values,
+        kept=resumed.kept,
+    )
+
+
+def write_start_manifest(session: RunSession) -> None:
+    """The manifest of the session, ``running``."""
+    from toolkit.store.manifest import start_manifest, to_write
+    from toolkit.store.resume import recipe_digest
+
+    session.started = time.time()
+    session.manifest = start_manifest(
+        run_id=session.run.run_id,
+        recipe=session.recipe,
+        plan=session.plan,
+        plugin_versions=session.plugins.versions(),
+        digests=session.digests,
+        recipe_digest=recipe_digest(session.digests),
+        started=session.started,
+        previous=session.previous,
+    )
+    session.run.write_manifest(to_write(session.manifest))
+
+
+def open_sinks(session: RunSession) -> None:
+    """The sinks the recipe asks for (``jsonl`` first, always), fed by one collector."""
+    from toolkit.store.sinks import Collector
+
+    registries = session.plugins.registries
+    recipe = session.recipe
+    names = ["jsonl", *(f for f in dict.fromkeys(recipe.output.formats) if f != "jsonl")]
+    sinks = []
+    try:
+        for name in names:
+            sinks.append(registries.sinks.get(name).factory(session.run.path, recipe))
+    except BaseException:
+        for sink in sinks:
+            sink.close("failed")
+        raise
+    session.collector = Collector(sinks, names=names, logs=session.run.logs, warn=session.plugins.warn)
+
+
+def start_run(session: RunSession) -> None:
+    """Open the sinks and tell the plugins (the manifest already says ``running``)."""
+    from toolkit.store.rundir import RunInfo
+
+    session.info = RunInfo(
+        run_id=session.run.run_id,
+        run_dir=session.run.path,
+        recipe=session.recipe,
+        executor=session.plan.executor,
+        reason=session.plan.reason,
+        resumed=session.resumed,
+    )
+    open_sinks(session)
+    session.plugins.call("toolkit_run_start", run=session.info)
+
+
+def instances_to_run(session: RunSession) -> dict[str, int]:
+    """Per task, how many instances this session runs."""
+    todo, counts = session.todo, session.plan.counts
+    return {
+        rt.spec.name: len(todo[rt.spec.name]) if todo is not None else counts[rt.spec.name]
+        for rt in session.runtimes
+    }
+
+
+def run_tasks(session: RunSession) -> None:
+    """Start the executor and run every instance to its record; sets ``status``."""
+    from toolkit.execution.api import ExecutorContext, WorkerSetup
+    from toolkit.execution.scheduler import Scheduler
+
+    recipe, plan, plugins = session.recipe, session.plan, session.plugins
+    assert session.collector is not None
+    setup = WorkerSetup.build(plugins.load.file_plugins(), session.runtimes, session.run.path)
+    context = ExecutorContext(
+        recipe=recipe,
+        workers=recipe.run.workers,
+        setup=setup,
+        options=dict(recipe.executors.get(plan.executor, {})),
+        run_dir=session.run.path,
+        start_method=recipe.run.start_method,
+        grace=session.grace,
+    )
+    executor = plugins.registries.executors.get(plan.executor).factory(context)
+    per_task = instances_to_run(session)
+    if session.reporter is not None:
+        session.reporter.start(
+            session.run.path,
+            sum(per_task.values()),
+            plan.executor,
+            plan.reason,
+            recipe.run.workers,
+            tasks=per_task,
+            stages=plan.stages,
+        )
+    session.scheduler = Scheduler(
+        recipe,
+        session.runtimes,
+        executor,
+        workers=recipe.run.workers,
+        write=session.collector.write,
+        plugins=plugins,
+        reporter=session.reporter,
+        todo=session.todo,
+        previous_values=session.values,
+        grace=session.grace,
+    )
+    session.status = session.scheduler.run()
+
+
+def finish_run(session: RunSession) -> None:
+    """Close the sinks and write the final manifest: called however the run ended."""
+    from toolkit.store.manifest import finish_manifest, to_write
+
+    try:
+        if session.collector is not None:
+            session.collector.close(session.status)
+    finally:
+        scheduler, kept = session.scheduler, session.kept
+        this = scheduler.counts() if scheduler is not None else {}
+        session.counts = {k: kept.get(k, 0) + this.get(k, 0) for k in STATUSES}
+        if scheduler is not None:
+            session.not_run = kept["not_run"] + scheduler.not_run()
+        else:  # it failed before anything ran
+            session.not_run = session.plan.total - sum(session.counts.values())
+        session.finished = time.time()
+        session.manifest = finish_manifest(
+            session.manifest,
+            status=session.status,
+            counts=session.counts,
+            not_run=session.not_run,
+            total=session.plan.total,
+            started=session.started,
+            finished=session.finished,
+        )
+        session.run.write_manifest(to_write(session.manifest))
+        if session.reporter is not None and hasattr(session.reporter, "close"):
+            session.reporter.close()
+
+
+def report_run(session: RunSession) -> None:
+    """Tell the plugins and the reporter how the run ended (its manifest is final)."""
+    from toolkit.store.rundir import Summary
+
+    duration = session.finished - session.started
+    summary = Summary(status=session.status, counts=session.manifest["counts"], duration_s=round(duration, 3))
+    session.plugins.call("toolkit_run_finish", run=session.info, summary=summary)
+    if session.reporter is not None:
+        session.reporter.finish(session.status, session.counts, session.not_run, session.run.path, duration)
+
+
+def execute(recipe: Recipe, plugins: Plugins, **options: Any) -> RunResult:
+    """Run a validated recipe: prepare -> start -> run -> finish (options: see
+    :func:`prepare_run`)."""
+    session = prepare_run(recipe, plugins, **options)
+    write_start_manifest(session)
+    # from here on the manifest says "running": whatever happens, it must end said otherwise
+    try:
+        start_run(session)
+        run_tasks(session)
+    except KeyboardInterrupt:
+        session.status = "interrupted"
+        raise
+    finally:
+        finish_run(session)
+    report_run(session)
+    return session.result()
