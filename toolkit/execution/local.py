@@ -39,15 +39,19 @@ from toolkit.execution.api import (
     WorkerError,
     WorkerSetup,
 )
+from toolkit.execution.containment import Janitor, end_descendants, new_token, sweep
 from toolkit.execution.procs import (
     FRAME_HEADER,
+    ForkedProcess,
     Outbox,
     become_worker,
     describe_exit,
     fork_child,
+    has_pidfds,
     kill_group,
     manager_init,
     process_child,
+    spill_path,
     startup_failed,
     tune_allocator,
 )
@@ -149,9 +153,11 @@ def _queue_proxy_type() -> type:
     return QueueProxy
 
 
-def pool_worker(conn: Any, slot: Any, queue: QueueRef, setup: WorkerSetup, limit: int) -> None:
+def pool_worker(
+    conn: Any, slot: Any, queue: QueueRef, setup: WorkerSetup, limit: int, token: str = ""
+) -> None:
     """A long-lived pool worker: run batches from ``conn`` until told to stop."""
-    become_worker()
+    become_worker(token)
     tune_allocator()
     from toolkit.execution.worker import BatchRunner, load_setup
 
@@ -168,19 +174,23 @@ def pool_worker(conn: Any, slot: Any, queue: QueueRef, setup: WorkerSetup, limit
         except (EOFError, OSError):  # the Manager died: the supervisor says so, once
             raise _QueueGone from None
 
-    while True:
-        try:
-            batch = conn.recv()
-        except (EOFError, OSError):
-            return
-        if batch is None:
-            return
-        try:
-            runner.run(batch, send, limit)
-        except _QueueGone:
-            return
-        if limit and runner.instances_run >= limit:
-            return  # retire: the supervisor starts a fresh worker
+    try:
+        while True:
+            try:
+                batch = conn.recv()
+            except (EOFError, OSError):
+                return
+            if batch is None:
+                return
+            try:
+                runner.run(batch, send, limit)
+            except _QueueGone:
+                return
+            end_descendants()  # what the batch's instances left behind
+            if limit and runner.instances_run >= limit:
+                return  # retire: the supervisor starts a fresh worker
+    finally:
+        end_descendants()
 
 
 class _QueueGone(Exception):
@@ -199,6 +209,11 @@ def _forget(exc: BaseException) -> None:
 class _Worker:
     process: Any
     slot: Any  # pool workers: shared memory; one-instance ones: a list the pipe updates
+    # readable once the process has exited: a pidfd where there are pidfds (the sentinel
+    # of multiprocessing is a pipe that any process the task forks holds open too)
+    death: int = -1
+    own_death: bool = False  # whether ``death`` is ours to close
+    spills: bool = False  # a one-instance process with an Outbox (see Outbox.spill)
     conn: Any = None  # pool workers only
     inbox: int = -1  # one-instance processes: the read end of their pipe
     received: bytearray = attrs.field(factory=bytearray)  # what came through it, unread
@@ -235,19 +250,27 @@ class LocalExecutor:
         self.fork_directly = mode == "process" and self.mp.get_start_method() == "fork"
         self.pool: list[_Worker] = []
         self.solo: list[_Worker] = []  # one-instance processes
-        self.exited: list[int] = []  # pids whose process groups are swept at shutdown
         self.inflight: dict[int, _InFlight] = {}
         self.manager: Any = None
         self.queue: Any = None
         self.queue_ref: QueueRef | None = None
         self.closing = False
         self.failed_starts = 0
+        self.token = ""  # the run's mark on its processes (toolkit.execution.containment)
+        self.janitor: Janitor | None = None
+        self.spill = ""  # where one-instance processes write what their pipe cannot take
+        self.dirty = False  # a worker died without ending what its tasks started
         # what poll waits for: fd -> (worker, whether it is the worker's pipe or sentinel)
         self.watched: dict[int, tuple[_Worker, bool]] = {}
         self.poller = select.poll() if hasattr(select, "poll") else None
 
     # -- life cycle ----------------------------------------------------------
     def start(self) -> None:
+        self.token = new_token()
+        self.janitor = Janitor.start(self.token)
+        self.spill = os.path.join(
+            os.path.abspath(self.context.setup.run_dir or _tempdir()), f".outbox-{self.token}-"
+        )
         method = self.mp.get_start_method()
         if method == "forkserver":
             # what every worker imports, imported once by the fork server
@@ -277,42 +300,54 @@ class LocalExecutor:
         slot = self.mp.RawArray("d", [-1.0, 0.0, 0.0, 0.0])
         process = self.mp.Process(
             target=pool_worker,
-            args=(parent_end, slot, self.queue_ref, self.context.setup, self.limit),
+            args=(parent_end, slot, self.queue_ref, self.context.setup, self.limit, self.token),
             name="toolkit-worker",
         )
         process.start()
         parent_end.close()
         worker = _Worker(process=process, slot=slot, conn=child_end)
         self.pool.append(worker)
-        self._watch(process.sentinel, worker, False)
+        self._watch_death(worker)
         return worker
+
+    def _watch_death(self, worker: _Worker) -> None:
+        process = worker.process
+        if isinstance(process, ForkedProcess):  # its sentinel is a pidfd already, if any
+            worker.death = process.sentinel
+        elif has_pidfds():
+            worker.death, worker.own_death = os.pidfd_open(process.pid), True
+        else:
+            worker.death = process.sentinel
+        self._watch(worker.death, worker, False)
 
     def _spawn_solo(self, batch: Batch) -> _Worker:
         if self.queue_ref is not None:  # an isolated instance of pool: the Manager queue
             slot = self.mp.RawArray("d", [-1.0, 0.0, 0.0, 0.0])
             process = self.mp.Process(
                 target=process_child,
-                args=(self.queue_ref, self.context.setup, batch, slot),
+                args=(self.queue_ref, self.context.setup, batch, slot, self.token),
                 name="toolkit-task",
             )
             process.start()
             worker = _Worker(process=process, slot=slot)
             self.solo.append(worker)
-            self._watch(process.sentinel, worker, False)
+            self._watch_death(worker)
             return worker
         if self.fork_directly:
-            process, inbox = fork_child(self.context.setup, batch)
+            process, inbox = fork_child(self.context.setup, batch, self.token, self.spill)
             os.set_blocking(inbox, False)
-            worker = _Worker(process=process, slot=[-1.0, 0.0, 0.0, 0.0], inbox=inbox)
+            worker = _Worker(process=process, slot=[-1.0, 0.0, 0.0, 0.0], inbox=inbox, spills=True)
             self.solo.append(worker)
             self._watch(inbox, worker, True)
-            self._watch(process.sentinel, worker, False)
+            self._watch_death(worker)
             return worker
         inbox, out = os.pipe()
         try:
             os.set_blocking(inbox, False)
             process = self.mp.Process(
-                target=process_child, args=(Outbox(out), self.context.setup, batch), name="toolkit-task"
+                target=process_child,
+                args=(Outbox(out, self.spill), self.context.setup, batch, None, self.token),
+                name="toolkit-task",
             )
             process.start()
         except BaseException:
@@ -320,10 +355,10 @@ class LocalExecutor:
             raise
         finally:
             os.close(out)  # the child's now: its exit (or death) ends what the pipe can say
-        worker = _Worker(process=process, slot=[-1.0, 0.0, 0.0, 0.0], inbox=inbox)
+        worker = _Worker(process=process, slot=[-1.0, 0.0, 0.0, 0.0], inbox=inbox, spills=True)
         self.solo.append(worker)
         self._watch(inbox, worker, True)
-        self._watch(process.sentinel, worker, False)
+        self._watch_death(worker)
         return worker
 
     def _watch(self, fd: int, worker: _Worker, is_pipe: bool) -> None:
@@ -474,6 +509,10 @@ class LocalExecutor:
             received += chunk
             if len(chunk) < 65536 and not to_the_end:
                 break  # the rest, if any, wakes poll again
+        self._parse(worker, events)
+
+    def _parse(self, worker: _Worker, events: list[Event]) -> None:
+        received = worker.received
         start, size, loads = 0, len(received), pickle.loads
         while size - start >= FRAME_HEADER:
             end = start + FRAME_HEADER + int.from_bytes(received[start : start + FRAME_HEADER], "little")
@@ -494,13 +533,39 @@ class LocalExecutor:
             os.close(worker.inbox)
             worker.inbox = -1
 
+    def _read_spill(self, worker: _Worker, events: list[Event]) -> None:
+        """What a one-instance process whose task closed its pipe wrote to its file."""
+        path = spill_path(self.spill, worker.pid)
+        try:
+            with open(path, "rb") as f:
+                worker.received += f.read()
+            os.unlink(path)
+        except OSError:
+            return
+        self._parse(worker, events)
+
+    def _end(self, worker: _Worker, *, reap: bool = True) -> None:
+        """Stop watching a process that has exited, end what it left, and reap it."""
+        self._close_pipe(worker)
+        self._unwatch(worker.death)
+        # its process group first, while its pid (a zombie's) cannot be anyone else's
+        kill_group_only(worker.pid)
+        if reap:
+            worker.process.join()
+        if worker.batches or worker.term_sent or worker.process.exitcode != 0:
+            self.dirty = True  # it could not end what its instance started: find it by its mark
+            sweep(self.token, worker.pid)
+        if worker.own_death:
+            os.close(worker.death)
+            worker.own_death = False
+        worker.death = -1
+
     def _bury(self, worker: _Worker, events: list[Event]) -> None:
         self._read(worker, events, to_the_end=True)  # what it sent before dying comes first
-        self._close_pipe(worker)
-        self._unwatch(worker.process.sentinel)
-        worker.process.join()
+        if worker.batches and worker.spills:
+            self._read_spill(worker, events)
+        self._end(worker)
         exitcode = worker.process.exitcode
-        self.exited.append(worker.pid)
         if worker in self.pool:
             self.pool.remove(worker)
         else:
@@ -568,6 +633,7 @@ class LocalExecutor:
         everyone = self.pool + self.solo
         if kill:
             for w in everyone:
+                w.term_sent = w.term_sent or time.monotonic()
                 kill_group(w.pid, signal.SIGKILL)
         for w in self.pool:
             try:
@@ -576,35 +642,34 @@ class LocalExecutor:
                 pass
         deadline = time.monotonic() + (0 if kill else self.context.grace)
         for w in everyone:
-            self._join(w, max(0.0, deadline - time.monotonic()))
-            if w.process.exitcode is None:
+            exited = self._wait_exit(w, max(0.0, deadline - time.monotonic()))
+            if not exited:
+                w.term_sent = w.term_sent or time.monotonic()
                 kill_group(w.pid, signal.SIGKILL)
-                self._join(w, 5)
-            self.exited.append(w.pid)
+                exited = self._wait_exit(w, 5)
             if w.conn is not None:
                 w.conn.close()
-            self._close_pipe(w)
-            self._unwatch(w.process.sentinel)
+            self._end(w, reap=exited)
         self.pool.clear()
         self.solo.clear()
-        # whatever the tasks started in the workers' process groups goes too
-        for pid in self.exited:
-            kill_group_only(pid)
-        self.exited.clear()
+        if self.dirty:  # anything of this run a dead worker left, wherever it went
+            sweep(self.token)
         if self.manager is not None:
             self.manager.shutdown()
             self.manager = None
+        if self.janitor is not None:
+            self.janitor.stop()
+            self.janitor = None
 
-    def _join(self, worker: _Worker, timeout: float) -> None:
-        """``process.join(timeout)``, without the import of ``multiprocessing.connection``
-        that its timeout costs (a few milliseconds at the end of every run)."""
+    def _wait_exit(self, worker: _Worker, timeout: float) -> bool:
+        """Whether the worker exited within ``timeout`` seconds (its ``death`` fd: no
+        import of ``multiprocessing.connection``, a few milliseconds at every run's end)."""
         if self.poller is None:
             worker.process.join(timeout)
-            return
+            return worker.process.exitcode is not None
         waiter = select.poll()
-        waiter.register(worker.process.sentinel, select.POLLIN)
-        if waiter.poll(math.ceil(timeout * 1000)):
-            worker.process.join()
+        waiter.register(worker.death, select.POLLIN)
+        return bool(waiter.poll(math.ceil(timeout * 1000)))
 
 
 def kill_group_only(pgid: int) -> None:
@@ -613,3 +678,9 @@ def kill_group_only(pgid: int) -> None:
 
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _tempdir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 
+from toolkit.execution.containment import end_descendants, mark
+
 try:  # the C function: signal.signal's conversions of its arguments and result to enum
     # members run Python code that touches pages a forked worker must then copy
     from _signal import SIG_DFL, SIG_IGN, SIGINT, SIGTERM
@@ -49,6 +51,18 @@ def _load_prctl() -> None:
 _load_prctl()
 
 
+def prctl(option: int, arg: int) -> bool:
+    """``prctl(option, arg)`` (Linux); whether it worked. False elsewhere."""
+    if not _LINUX:
+        return False
+    _load_prctl()
+    fn = _prctl[0]
+    try:
+        return fn is not None and fn(option, arg, 0, 0, 0) == 0
+    except Exception:  # pragma: no cover
+        return False
+
+
 def die_with_parent() -> None:
     """Make this process exit when its parent dies (a SIGKILLed ``toolkit run``)."""
     if _LINUX:
@@ -73,9 +87,10 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="toolkit-parent-watch", daemon=True).start()
 
 
-def become_worker() -> None:
+def become_worker(token: str = "") -> None:
     """Set up a worker process: its own process group (so that a timeout kills what the
-    task started too), Ctrl-C left to the parent, exit with the parent.
+    task started too), Ctrl-C left to the parent, exit with the parent, the run's mark
+    and the reaper of what its tasks leave (``toolkit.execution.containment``).
 
     Every instance of the ``process`` executor pays for this, in a process that copies
     each page of its parent's memory it writes to: it is kept to the system calls."""
@@ -86,17 +101,31 @@ def become_worker() -> None:
     _set_handler(SIGINT, SIG_IGN)
     _set_handler(SIGTERM, SIG_DFL)
     die_with_parent()
+    mark(token)
 
 
 #: bytes of the length that precedes every message on a one-instance child's pipe
 FRAME_HEADER = 8
 
 
-def _rebuild_outbox(fd: Any) -> Outbox:
+def _rebuild_outbox(fd: Any, spill: str) -> Outbox:
     fd = fd.detach()  # multiprocessing's DupFd: this process's copy of the write end
     with contextlib.suppress(OSError):
         os.set_inheritable(fd, False)  # not for what the task execs
-    return Outbox(fd)
+    return Outbox(fd, spill)
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def spill_path(spill: str, pid: int) -> str:
+    """The file where the process ``pid`` writes what its pipe could not take."""
+    return f"{spill}{pid}"
 
 
 class Outbox:
@@ -104,25 +133,41 @@ class Outbox:
     message (a length, then its pickle); items set as on a pool worker's shared slot
     (``[batch id, position, attempt, start time]``) are sent when an attempt starts
     (``slot[0] = batch id``, the last item ``BatchRunner`` sets). Pickles, for spawn and
-    the fork server, as multiprocessing's own connections do: the fd is passed along."""
+    the fork server, as multiprocessing's own connections do: the fd is passed along.
 
-    __slots__ = ("fd", "state")
+    A task may close the pipe (a task that closes every inherited fd >= 3), and may then
+    open a file that gets its number: each message checks first that the fd is still the
+    pipe it was, and otherwise goes to the file ``spill`` + pid, which the supervisor
+    reads when the process has exited."""
 
-    def __init__(self, fd: int) -> None:
+    __slots__ = ("fd", "ident", "spill", "state")
+
+    def __init__(self, fd: int, spill: str = "") -> None:
         self.fd = fd
+        self.spill = spill
+        self.ident = _identity(fd)
         self.state = [-1.0, 0.0, 0.0, 0.0]
 
     def __reduce__(self) -> Any:
         from multiprocessing import reduction
 
-        return _rebuild_outbox, (reduction.DupFd(self.fd),)
+        return _rebuild_outbox, (reduction.DupFd(self.fd), self.spill)
 
     def send(self, msg: Any) -> None:
         data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
         view = memoryview(len(data).to_bytes(FRAME_HEADER, "little") + data)
         write, fd = os.write, self.fd
-        while view:
-            view = view[write(fd, view) :]
+        try:
+            if _identity(fd) != self.ident:
+                raise OSError("the pipe to the supervisor was closed")
+            while view:
+                view = view[write(fd, view) :]
+        except OSError:
+            if not self.spill:
+                raise
+            # the rest of the message (a torn frame is completed by the file's start)
+            with open(spill_path(self.spill, os.getpid()), "ab") as f:
+                f.write(view)
 
     def __getitem__(self, item: int) -> float:
         return self.state[item]
@@ -134,12 +179,13 @@ class Outbox:
             self.send(("go", *state))
 
 
-def process_child(out: Any, setup: Any, batch: Any, slot: Any = None) -> None:
+def process_child(out: Any, setup: Any, batch: Any, slot: Any = None, token: str = "") -> None:
     """A process for one batch (of one instance): run it, send its records to the
-    supervisor, and exit. ``out`` is an :class:`Outbox` (a pipe of its own, which is
-    also its slot), or a queue (``putter()``) with a shared ``slot``. Kept here, away
-    from the executor's module, so that a spawned child imports no more than it needs."""
-    become_worker()
+    supervisor, end what it started, and exit. ``out`` is an :class:`Outbox` (a pipe of
+    its own, which is also its slot), or a queue (``putter()``) with a shared ``slot``.
+    Kept here, away from the executor's module, so that a spawned child imports no more
+    than it needs."""
+    become_worker(token)
     from toolkit.execution.worker import BatchRunner, load_setup
 
     send = out.send if slot is None else out.putter()
@@ -149,6 +195,7 @@ def process_child(out: Any, setup: Any, batch: Any, slot: Any = None) -> None:
         startup_failed(send, exc)
         return
     runner.run(batch, send)
+    end_descendants()
 
 
 class ForkedProcess:
@@ -183,7 +230,7 @@ class ForkedProcess:
             os.close(self.sentinel)
 
 
-def _pidfds() -> bool:
+def has_pidfds() -> bool:
     """Whether this system has pidfds (Linux >= 5.3; Python >= 3.9): asked once."""
     if not _pidfd_ok:
         ok = False
@@ -200,7 +247,7 @@ def _pidfds() -> bool:
 _pidfd_ok: list[bool] = []
 
 
-def fork_child(setup: Any, batch: Any) -> tuple[ForkedProcess, int]:
+def fork_child(setup: Any, batch: Any, token: str = "", spill: str = "") -> tuple[ForkedProcess, int]:
     """Start a one-instance process with ``os.fork`` (the ``fork`` start method only):
     ``(process, the read end of its pipe)``.
 
@@ -212,7 +259,7 @@ def fork_child(setup: Any, batch: Any) -> tuple[ForkedProcess, int]:
     child of ``multiprocessing`` would for a task: stdin from ``/dev/null``, its own
     process group, ``process_child``, non-daemon threads waited for, the streams
     flushed, then ``os._exit`` (no ``atexit`` handlers of the supervisor)."""
-    pidfds = _pidfds()
+    pidfds = has_pidfds()
     for stream in (sys.stdout, sys.stderr):  # or the child would write their buffers again
         with contextlib.suppress(Exception):
             stream.flush()
@@ -223,7 +270,7 @@ def fork_child(setup: Any, batch: Any) -> tuple[ForkedProcess, int]:
             sentinel, child_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (its behaviour is tested, not its lines)
-            _forked_child(out, (inbox, sentinel), setup, batch)
+            _forked_child(out, (inbox, sentinel), setup, batch, token, spill)
         if pidfds:
             sentinel = os.pidfd_open(pid)
     except BaseException:
@@ -242,7 +289,9 @@ def fork_child(setup: Any, batch: Any) -> tuple[ForkedProcess, int]:
     return ForkedProcess(pid, sentinel), inbox
 
 
-def _forked_child(out: int, close: tuple[int, int], setup: Any, batch: Any) -> None:  # pragma: no cover
+def _forked_child(  # pragma: no cover
+    out: int, close: tuple[int, int], setup: Any, batch: Any, token: str, spill: str
+) -> None:
     code = 1
     try:
         try:
@@ -254,7 +303,7 @@ def _forked_child(out: int, close: tuple[int, int], setup: Any, batch: Any) -> N
             if mp_util is not None:  # what multiprocessing resets in a child it forks
                 mp_util._finalizer_registry.clear()
                 mp_util._run_after_forkers()
-            process_child(Outbox(out), setup, batch)
+            process_child(Outbox(out, spill), setup, batch, None, token)
             code = 0
         except SystemExit as e:
             if e.code is None:

@@ -1,0 +1,165 @@
+"""No process outlives its instance or the run, however the run ends; a worker's death is
+noticed at once, whatever its task left running. Real processes, real signals; whether
+a process still runs is read from /proc."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import LEAVERS, linux_only, pids_in, wait_files, wait_gone
+
+pytestmark = linux_only
+
+METHODS = [m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
+
+
+def recipe(executor: str, task: str, matrix: str, params: str, *, workers: int = 2, extra: str = "") -> str:
+    return f"""
+        [recipe]
+        name = "contain"
+        plugins = ["leavers.py"]
+        [run]
+        executor = "{executor}"
+        workers = {workers}
+        {extra}
+        [[task]]
+        name = "t"
+        uses = "{task}"
+        params = {params}
+        matrix = {matrix}
+    """
+
+
+@pytest.mark.parametrize("executor", ["process", "pool"])
+def test_a_daemon_a_task_starts_ends_with_its_instance(run_recipe, tmp_path, executor, kill_left):
+    """A setsid daemon (double fork) left by a task is gone when its instance ends; the
+    run does not wait for it (it would sleep a minute)."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    started = time.monotonic()
+    result = run_recipe(
+        recipe(executor, "leave.daemon", "{ x = [1, 2, 3] }", f'{{ folder = "{folder}" }}'),
+        "-q",
+        "--progress",
+        "off",
+        files={"leavers.py": LEAVERS},
+        via="cli",
+        timeout=50,
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(r["value"] for r in result.records) == [1, 2, 3]
+    pids = pids_in(wait_files(folder, "daemon-*", 3, timeout=1))
+    kill_left.extend(pids)
+    assert wait_gone(pids) == []
+    assert time.monotonic() - started < 45  # a hang guard: each daemon sleeps 60 s
+
+
+@pytest.mark.parametrize("executor", ["process", "pool"])
+def test_sigkill_of_the_run_leaves_no_task_process_behind(tmp_path, executor, kill_left):
+    """SIGKILL of `toolkit run` while 4 `shell` tasks sleep: every sleep goes too."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    (tmp_path / "recipe.toml").write_text(
+        f"""
+[recipe]
+name = "killed"
+[run]
+executor = "{executor}"
+workers = 4
+[[task]]
+name = "sleepy"
+uses = "shell"
+params = {{ cmd = "echo $$ > {folder}/sleep-${{matrix.x}}; exec sleep 60", shell = true }}
+matrix = {{ x = [1, 2, 3, 4] }}
+"""
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", "recipe.toml", "-q", "--progress", "off"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pids = pids_in(wait_files(folder, "sleep-*", 4))
+        kill_left.extend(pids)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    assert wait_gone(pids) == []
+
+
+def test_a_pool_worker_killed_under_a_living_grandchild_is_noticed_at_once(run_recipe, tmp_path, kill_left):
+    """The worker's death is seen by its pidfd, not when the pipes its grandchild holds
+    close (a minute later): the instance is `crashed`, the others run, the child is gone."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    result = run_recipe(
+        recipe("pool", "leave.orphan_then_die", "{ x = [0, 1, 2, 3] }", f'{{ folder = "{folder}" }}'),
+        "-q",
+        "--progress",
+        "off",
+        "--keep-going",
+        files={"leavers.py": LEAVERS},
+        via="cli",
+        timeout=40,  # the hang guard: the grandchild sleeps 60 s
+    )
+    statuses = {r["value"] if r["status"] == "ok" else r["instance"]: r["status"] for r in result.records}
+    assert statuses == {0: "ok", "t[x=1]": "crashed", 2: "ok", 3: "ok"}, result.stdout + result.stderr
+    pids = pids_in(wait_files(folder, "child-*", 1, timeout=1))
+    kill_left.extend(pids)
+    assert wait_gone(pids) == []
+
+
+@pytest.mark.parametrize("start_method", METHODS)
+def test_a_task_that_closes_every_inherited_fd_is_recorded_ok(run_recipe, tmp_path, start_method):
+    """Under `process` the record travels through a pipe the task may close (and whose
+    number a file it opens may then take): the record is still `ok`, the file untouched."""
+    reopened = tmp_path / "reopened.txt"
+    result = run_recipe(
+        recipe(
+            "process",
+            "leave.close_fds",
+            "{ x = [1, 2] }",
+            f'{{ reopen = "{reopened}" }}',
+            extra=f'start_method = "{start_method}"',
+        ),
+        "-q",
+        "--progress",
+        "off",
+        files={"leavers.py": LEAVERS},
+        via="cli",
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted((r["status"], r["value"]) for r in result.records) == [("ok", 10), ("ok", 20)]
+    assert reopened.read_text() == ""
+    assert not list(result.run_dir.glob(".outbox-*"))
+    logs = sorted(p.read_text() for p in (result.run_dir / "logs").iterdir())
+    assert all("closed 4" in text for text in logs) and len(logs) == 2
+
+
+@pytest.mark.parametrize("executor", ["process", "pool"])
+def test_a_run_leaves_no_child_behind(run_recipe, tmp_path, executor):
+    """Once `toolkit run` (in this process) has returned, this process has no child it
+    did not have before: no worker, no janitor, no daemon a task started."""
+    from toolkit.execution.containment import children
+
+    before = set(children(os.getpid()))
+    result = run_recipe(
+        recipe(
+            executor,
+            "leave.daemon",
+            "{ x = [1, 2] }",
+            f'{{ folder = "{tmp_path}" }}',
+            extra='start_method = "fork"',
+        ),
+        "-q",
+        files={"leavers.py": LEAVERS},
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert set(children(os.getpid())) - before == set()
