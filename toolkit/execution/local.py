@@ -267,7 +267,6 @@ class LocalExecutor:
     # -- life cycle ----------------------------------------------------------
     def start(self) -> None:
         self.token = new_token()
-        self.janitor = Janitor.start(self.token)
         self.spill = os.path.join(
             os.path.abspath(self.context.setup.run_dir or _tempdir()), f".outbox-{self.token}-"
         )
@@ -294,6 +293,8 @@ class LocalExecutor:
             self.queue = self.queue_ref.proxy()
             for _ in range(self.workers):
                 self._spawn_pool_worker()
+        # last: the smallest supervisor to fork, and the pool's Manager stays its first child
+        self.janitor = Janitor.start(self.token)
 
     def _spawn_pool_worker(self) -> _Worker:
         parent_end, child_end = self.mp.Pipe(duplex=False)
