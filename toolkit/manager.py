@@ -52,6 +52,11 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.runs", "toolkit.builtin.commands.runs"),
     ("builtin.schema", "toolkit.builtin.commands.schema"),
     ("builtin.schedule", "toolkit.builtin.commands.schedule"),
+    ("builtin.report", "toolkit.builtin.report"),
+    ("builtin.notify", "toolkit.builtin.notify"),
+    ("builtin.retention", "toolkit.builtin.retention"),
+    ("builtin.report-command", "toolkit.builtin.commands.report"),
+    ("builtin.ui", "toolkit.builtin.commands.ui"),
 )
 
 

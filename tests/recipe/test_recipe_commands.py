@@ -162,7 +162,16 @@ def test_schema_prints_json_schema(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert set(schema["properties"]) == {"recipe", "vars", "run", "output", "executor", "schedule", "task"}
+    assert set(schema["properties"]) == {
+        "recipe",
+        "vars",
+        "run",
+        "output",
+        "notify",
+        "executor",
+        "schedule",
+        "task",
+    }
 
 
 def test_schema_to_a_file(tmp_path, capsys):

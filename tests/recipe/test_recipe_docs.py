@@ -33,6 +33,7 @@ def section(title: str) -> str:
         ("`[recipe]`", K.RECIPE),
         ("`[run]`", K.RUN),
         ("`[output]`", K.OUTPUT),
+        ("`[notify]`", K.NOTIFY),
         ("`[schedule]`", K.SCHEDULE),
         ("`[[task]]`", K.TASK),
     ],

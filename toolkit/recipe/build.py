@@ -18,7 +18,14 @@ from toolkit.recipe.command import COMMAND, command_mode, split_words
 from toolkit.recipe.command import quote as shell_quote
 from toolkit.recipe.interpolate import InterpolationError, Ref, Resolver, escape, parse
 from toolkit.recipe.matrix_check import check_matrix
-from toolkit.recipe.model import OutputSettings, Recipe, RunSettings, TaskSpec, default_workers
+from toolkit.recipe.model import (
+    NotifySettings,
+    OutputSettings,
+    Recipe,
+    RunSettings,
+    TaskSpec,
+    default_workers,
+)
 from toolkit.recipe.problems import Locator, Problems, did_you_mean, show, type_name
 from toolkit.recipe.sources import read_sources
 
@@ -163,6 +170,7 @@ def build_recipe(
     variables = c.table(data.get("vars", {}), ("vars",)) or {}
     run = build_run(c, data.get("run", {}), base_dir)
     output = build_output(c, data.get("output", {}))
+    notify = build_notify(c, data["notify"]) if "notify" in data else None
     executors = {}
     for ename, options in (c.table(data.get("executor", {}), ("executor",)) or {}).items():
         if c.table(options, ("executor", ename)) is not None:
@@ -180,6 +188,7 @@ def build_recipe(
         vars=variables,
         run=run,
         output=output,
+        notify=notify,
         executors=executors,
         schedule=schedule,
         tasks=tasks,
@@ -306,7 +315,37 @@ def build_output(c: Checker, value: Any) -> OutputSettings:
     for i, fmt in enumerate(formats):
         if not fmt.strip():
             c.p.add((*path, "formats", i), "must not be empty")
-    return OutputSettings(dir=c.get(table, "dir", path, nonempty, "runs"), formats=formats)
+    return OutputSettings(
+        dir=c.get(table, "dir", path, nonempty, "runs"),
+        formats=formats,
+        keep=c.get(table, "keep", path, integer(0), 0),
+    )
+
+
+def build_notify(c: Checker, value: Any) -> NotifySettings | None:
+    from toolkit.notify import ON_CHOICES
+
+    path = ("notify",)
+    table = c.table(value, path)
+    if table is None:
+        return None
+    c.unknown(table, path, K.NOTIFY)
+    on = c.get(table, "on", path, strings, ["failure"])
+    for i, item in enumerate(on):
+        try:
+            choice(ON_CHOICES)(item)
+        except ValueError as exc:
+            c.p.add((*path, "on", i), str(exc))
+    webhook = c.get(table, "webhook", path, nonempty, None)
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        c.p.add((*path, "webhook"), "must be an http:// or https:// URL")  # never echo it
+    return NotifySettings(
+        on=tuple(on),
+        webhook=webhook,
+        command=c.get(table, "command", path, nonempty, None),
+        timeout=c.get(table, "timeout", path, timeout, None) or 10.0,
+        retries=c.get(table, "retries", path, integer(0), 2),
+    )
 
 
 def build_schedule(p: Problems, table: Any, display: str | None) -> Any:

@@ -111,6 +111,38 @@ OUTPUT = {
         doc="Result sinks: jsonl (always written), csv, or a sink a plugin adds.",
         examples=(["jsonl", "csv"],),
     ),
+    "keep": Key(
+        kind="integer",
+        minimum=0,
+        default=0,
+        doc="Keep the N newest runs of this recipe; older run directories are deleted when a run ends. 0 = all.",
+    ),
+}
+
+NOTIFY = {
+    "on": Key(
+        kind="array",
+        items="string",
+        default=["failure"],
+        doc="When to notify: failure (any end but succeeded), success, always.",
+        examples=(["failure"], ["always"]),
+    ),
+    "webhook": Key(
+        kind="string",
+        doc="A URL that receives a POST of the run's JSON summary; never printed (use ${secret.NAME}).",
+        examples=("${secret.HOOK_URL}",),
+    ),
+    "command": Key(
+        kind="string",
+        doc="A shell command run with TOOLKIT_RUN_DIR, TOOLKIT_RUN_STATUS and TOOLKIT_REPORT set.",
+    ),
+    "timeout": Key(kind="duration", default="10s", doc="Time limit per webhook attempt and for the command."),
+    "retries": Key(
+        kind="integer",
+        minimum=0,
+        default=2,
+        doc="Webhook attempts after the first (errors, timeouts, 429, 5xx).",
+    ),
 }
 
 SCHEDULE = {
@@ -186,9 +218,18 @@ TOP = {
     "vars": Key(kind="table", default={}, doc="Free values, referenced as ${vars.NAME}."),
     "run": Key(kind="table", default={}, doc="How instances run: executor, workers, retries, timeouts."),
     "output": Key(kind="table", default={}, doc="Where results go and in which formats."),
+    "notify": Key(kind="table", doc="Tell someone how a run ended: a webhook and/or a command."),
     "executor": Key(kind="table", default={}, doc="[executor.NAME]: options handed to the executor NAME."),
     "schedule": Key(kind="table", doc="When `toolkit schedule` fires the recipe."),
     "task": Key(kind="array", items="table", required=True, doc="[[task]]: the tasks, one table each."),
 }
 
-TABLES = {"": TOP, "recipe": RECIPE, "run": RUN, "output": OUTPUT, "schedule": SCHEDULE, "task": TASK}
+TABLES = {
+    "": TOP,
+    "recipe": RECIPE,
+    "run": RUN,
+    "output": OUTPUT,
+    "notify": NOTIFY,
+    "schedule": SCHEDULE,
+    "task": TASK,
+}

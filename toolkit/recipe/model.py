@@ -95,9 +95,33 @@ class OutputSettings:
 
     dir: str = attrs.field(default="runs", validator=av.instance_of(str))
     formats: tuple[str, ...] = attrs.field(default=("jsonl",), converter=_with_jsonl)
+    keep: int = attrs.field(default=0, validator=_count)
 
     def to_table(self) -> dict[str, Any]:
-        return {"dir": self.dir, "formats": list(self.formats)}
+        return {"dir": self.dir, "formats": list(self.formats), "keep": self.keep}
+
+
+@attrs.frozen(kw_only=True)
+class NotifySettings:
+    """The ``[notify]`` table (see :mod:`toolkit.notify`)."""
+
+    on: tuple[str, ...] = attrs.field(default=("failure",), converter=_tuple)
+    webhook: str | None = None
+    command: str | None = None
+    timeout: float = attrs.field(default=10.0, validator=[av.instance_of(float), av.gt(0.0)])
+    retries: int = attrs.field(default=2, validator=_count)
+
+    def to_table(self) -> dict[str, Any]:
+        from toolkit.notify import mask_url
+
+        table: dict[str, Any] = {"on": list(self.on)}
+        if self.webhook:  # it authorises whoever holds it: never written out
+            table["webhook"] = mask_url(self.webhook)
+        if self.command:
+            table["command"] = escape(self.command)
+        table["timeout"] = format_duration(self.timeout)
+        table["retries"] = self.retries
+        return table
 
 
 @attrs.frozen(kw_only=True)
@@ -182,6 +206,7 @@ class Recipe:
     run: RunSettings = attrs.field(factory=RunSettings)
     output: OutputSettings = attrs.field(factory=OutputSettings)
     executors: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    notify: NotifySettings | None = None
     schedule: ScheduleSpec | None = None
     tasks: tuple[TaskSpec, ...] = attrs.field(default=(), converter=_tuple)
     #: the ``--set`` overrides applied (already part of the values above)
@@ -214,6 +239,8 @@ class Recipe:
             table["vars"] = escape_all(self.vars)
         table["run"] = self.run.to_table()
         table["output"] = self.output.to_table()
+        if self.notify is not None:
+            table["notify"] = self.notify.to_table()
         if self.executors:
             table["executor"] = escape_all(self.executors)
         if self.schedule is not None:

@@ -120,6 +120,7 @@ def json_schema() -> dict[str, Any]:
             "vars": {"type": "object", "description": K.TOP["vars"].doc},
             "run": _table(K.RUN, K.TOP["run"].doc),
             "output": _table(K.OUTPUT, K.TOP["output"].doc),
+            "notify": _table(K.NOTIFY, K.TOP["notify"].doc),
             "executor": {
                 "type": "object",
                 "description": K.TOP["executor"].doc,

@@ -302,6 +302,18 @@ class Daemon:
         )
         job.state.running, job.proc = None, None
         self.save(job)
+        self._after_run(job, running.run_id)
+
+    def _after_run(self, job: Job, run_id: str) -> None:
+        """Retention ([output] keep), and the report and notification of a killed run."""
+        from toolkit.schedule.after_run import after_firing
+
+        try:
+            lines = after_firing(job.recipe.path, run_id)
+        except Exception as exc:  # the scheduler outlives whatever goes wrong here
+            lines = [f"after run {run_id}: {type(exc).__name__}: {exc}"]
+        for line in lines:
+            self.event("after_run", f"{job.name}: {line}", recipe=job.name, run_id=run_id, message=line)
 
     # -- recipe files -------------------------------------------------------
     def reload_changed(self, now: datetime) -> None:

@@ -28,6 +28,20 @@ def toolkit_add_commands(subparsers):
     )
     p.add_argument("--recipe", metavar="NAME", help="only the runs of this recipe")
     p.add_argument("-n", "--limit", type=int, default=0, metavar="N", help="only the N newest runs")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete old run directories: keep the newest N per recipe (never a running run or latest)",
+    )
+    p.add_argument(
+        "--keep",
+        type=int,
+        metavar="N",
+        help="with --prune: runs to keep per recipe (default: each recipe's [output] keep)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="with --prune: say what would be deleted, delete nothing"
+    )
     p.set_defaults(handler=runs_command)
 
     p = subparsers.add_parser("show", help="one run's summary and its failures")
@@ -80,6 +94,10 @@ def runs_command(args) -> int:
 
     from toolkit.store.history import list_runs, show_duration, show_time
 
+    if args.prune or args.keep is not None or args.dry_run:
+        from toolkit.builtin.commands.prune import prune_command
+
+        return prune_command(args)
     output = Path(args.output)
     entries = list_runs(output, args.recipe)
     if args.limit > 0:
