@@ -14,7 +14,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["lint", "tests", "plugins", "coverage"]
+nox.options.sessions = ["lint", "tests", "plugins", "browser", "coverage"]
 
 PYTHONS = ["3.11", "3.12", "3.13"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -63,6 +63,33 @@ def plugins(session: nox.Session) -> None:
         session.install(str(folder))
         if (folder / "tests").is_dir():
             session.run("pytest", str(folder / "tests"), *session.posargs)
+
+
+@nox.session(python="3.11")
+def browser(session: nox.Session) -> None:
+    """The report and toolkit ui in headless Chromium (Debian's), driven by Selenium;
+    screenshots in artifacts/screenshots/."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")) and shutil.which("apt-get"):
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-q", external=True, env=env, success_codes=[0, 100])
+        session.run(
+            "apt-get", "install", "-y", "-q", "chromium", "chromium-driver",
+            external=True, env=env, success_codes=[0, 100],
+        )  # fmt: skip
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        session.skip(
+            "SKIPPED: no browser. chromium and chromium-driver are not installed and apt-get could not"
+            " install them: the report and ui browser tests did not run"
+        )
+    session.install(".", *TEST_DEPS, "selenium")
+    shots = Path("artifacts/screenshots").resolve()
+    session.run(
+        "pytest",
+        "tests/browser",
+        *session.posargs,
+        env={"TOOLKIT_BROWSER_TESTS": "1", "TOOLKIT_SCREENSHOTS": str(shots)},
+    )
+    session.log(f"screenshots in {shots}")
 
 
 @nox.session(python="3.11")

@@ -36,6 +36,7 @@ CASES = {
     "6": "case_6_shell",
     "7": "case_7_startup",
     "8": "case_8_dask",
+    "9": "case_9_report",
 }
 
 

@@ -239,8 +239,9 @@
         const y = top + l * laneH + 1, bh = Math.max(1, laneH - 2);
         for (const i of perLane[l]) {
           if (m.end[i] < v0 || m.start[i] > v1) continue;
-          const x0 = Math.max(gutter, x(m.start[i]));
-          const x1 = Math.min(gutter + width, x(m.end[i]));
+          // whole pixels: crisp edges, and a 1-pixel bar keeps its colour
+          const x0 = Math.round(Math.max(gutter, x(m.start[i])));
+          const x1 = Math.round(Math.min(gutter + width, x(m.end[i])));
           const w = Math.max(1, x1 - x0);
           const colour = COLOURS[m.statuses[m.status[i]]];
           if (colour !== last) { ctx.fillStyle = colour; last = colour; }
@@ -307,8 +308,8 @@
       bars() {
         const width = cssW - gutter - 8;
         return drawn.map((i) => {
-          const x0 = Math.max(gutter, x(m.start[i]));
-          const x1 = Math.min(gutter + width, x(m.end[i]));
+          const x0 = Math.round(Math.max(gutter, x(m.start[i])));
+          const x1 = Math.round(Math.min(gutter + width, x(m.end[i])));
           return { id: m.ids[i], status: m.statuses[m.status[i]], x: x0, y: top + m.lane[i] * laneH + 1,
             w: Math.max(1, x1 - x0), h: Math.max(1, laneH - 2) };
         });
