@@ -134,6 +134,7 @@ def test_live_progress_of_a_running_run(tmp_path, monkeypatch):
             what="the run",
         )
         (run,) = run_dirs(tmp_path / "runs", "live")
+        wait_for(lambda: (run / "manifest.toml").is_file(), what="the manifest")
         api = f"{base_of(server)}/api/runs/live/{run.name}?token={server.app.token}"
         first = json.loads(get(api)[1])
         assert first["status"] == "running" and first["total"] == 300 and first["done"] == 0

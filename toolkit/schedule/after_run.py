@@ -35,7 +35,7 @@ def _dead_run(recipe, run_dir: Path) -> list[str]:
     from toolkit.store.history import effective_status
 
     head = read_head(run_dir)
-    if head is None or effective_status(head) != "dead":
+    if head is None or effective_status(head, run_dir) != "dead":
         return []
     from toolkit.report import write_report
     from toolkit.report.data import collect

@@ -1,7 +1,7 @@
 """Retention: keep the N newest runs of a recipe, delete older run directories.
 
-Never deleted: a run that is still going (its manifest says ``running`` and its
-process lives, or it runs on another host), the run ``latest`` points to, and
+Never deleted: a run that is still going (its manifest says ``running`` and its run
+lock is held, or it runs on another host), the run ``latest`` points to, and
 anything that is not a run directory (no ``manifest.toml``) such as the recipe's cache.
 A directory is renamed away before it is deleted, so that a reader never sees a run
 half deleted, and a ``--resume`` of it fails cleanly instead of writing into it.
@@ -69,7 +69,7 @@ def prune(base: str | os.PathLike[str], keep: int, *, dry_run: bool = False) -> 
         if latest is not None and path.resolve() == latest:
             out.spared.append((path, "latest points to it"))
             continue
-        if effective_status(head) == "running":
+        if effective_status(head, path) == "running":
             out.spared.append((path, "still running"))
             continue
         if dry_run:
@@ -87,7 +87,7 @@ def _delete(path: Path) -> str | None:
     """Delete one run directory; the reason when it could not be."""
     # read again just before: a --resume may have started since the listing
     head = read_head(path) or {}
-    if effective_status(head) == "running":
+    if effective_status(head, path) == "running":
         return "it started running again"
     gone = path.with_name(f".{path.name}.deleting")
     try:

@@ -100,7 +100,7 @@ class Reader:
                 "counts": {},
                 "started": None,
             }
-        status = effective_status(head)
+        status = effective_status(head, run_dir)
         counts = dict(head.get("counts") or {})
         if status in ("running", "dead"):
             counts.update(self.live_counts(run_dir))
@@ -313,5 +313,5 @@ def schedules(state: str | os.PathLike[str] | None, reader: Reader | None = None
             run_dir = reader.run_dir(entry["recipe"], str(outcome["run_id"]))
             head = reader.head(run_dir) if run_dir is not None else None
             if head is not None:
-                outcome["status"] = effective_status(head)
+                outcome["status"] = effective_status(head, run_dir)
     return {"state": str(state), "daemon": daemon, "recipes": list(recipes.values())}

@@ -172,7 +172,7 @@ class Handler(BaseHTTPRequestHandler):
             head = app.reader.head(run_dir) or {}
             from toolkit.store.history import effective_status
 
-            self._send(200, app.reports.page(run_dir, effective_status(head)), html_type, headers)
+            self._send(200, app.reports.page(run_dir, effective_status(head, run_dir)), html_type, headers)
         elif rest == ["log"]:
             instance = q.get("instance", "")
             page = app.page(

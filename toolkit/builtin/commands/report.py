@@ -44,7 +44,7 @@ def report_command(args) -> int:
     from toolkit.store.history import effective_status, resolve_run
 
     run = resolve_run(args.run, Path(args.output))
-    status = effective_status(run.read_manifest())
+    status = effective_status(run.read_manifest(), run.path)
     try:
         path = write_report(run.path, args.file, status=status)
     except OSError as exc:
