@@ -296,7 +296,16 @@ def test_error_in_an_included_file_points_at_that_file(tmp_path, monkeypatch):
 # -- overrides ---------------------------------------------------------------
 def test_overrides_parse_toml_values_else_strings(tmp_path):
     r = read_recipe(
-        recipe(task=[{"name": "est", "uses": "shell", "params": {"cmd": "x"}, "matrix": {"seed": [0]}}]),
+        recipe(
+            task=[
+                {
+                    "name": "est",
+                    "uses": "shell",
+                    "params": {"cmd": "x ${vars.samples} ${vars.word} ${vars.quoted}"},
+                    "matrix": {"seed": [0]},
+                }
+            ]
+        ),
         overrides=[
             "vars.samples=1000",
             "run.executor=process",
@@ -373,7 +382,7 @@ def test_mapping_source_is_not_changed():
 # -- write-back and pickling -------------------------------------------------
 def test_to_table_writes_toml_and_reads_back_equal(tmp_path):
     src = os.path.join(ROOT, "recipes", "pi.toml")
-    r = read_recipe(src, overrides=["vars.note=$${literal}", "run.start_method=spawn"])
+    r = read_recipe(src, overrides=["vars.samples=$${literal}", "run.start_method=spawn"])
     text = tomli_w.dumps(r.to_table())
     again_path = tmp_path / "again.toml"
     again_path.write_text(text)
@@ -390,7 +399,7 @@ def test_to_table_writes_toml_and_reads_back_equal(tmp_path):
         "tasks",
     ):
         assert getattr(again, field) == getattr(r, field), field
-    assert tomllib.loads(text)["vars"]["note"] == "$${literal}"
+    assert tomllib.loads(text)["vars"]["samples"] == "$${literal}"
 
 
 def test_to_table_keeps_matrix_templates_as_written():

@@ -27,20 +27,25 @@ class Plan:
 
 def stages_of(recipe: Recipe) -> list[list[str]]:
     """Tasks grouped in topological levels of ``needs``, in recipe order within a level."""
-    level: dict[str, int] = {}
     tasks = {t.name: t for t in recipe.tasks}
-
-    def depth(name: str, seen: tuple[str, ...] = ()) -> int:
-        if name in level:
-            return level[name]
-        if name in seen:  # the loader refuses cycles; be safe anyway
-            return 0
-        d = 1 + max((depth(n, (*seen, name)) for n in tasks[name].needs if n in tasks), default=-1)
-        level[name] = d
-        return d
-
+    level: dict[str, int] = {}
+    visiting: set[str] = set()  # the loader refuses cycles; be safe anyway
     for t in recipe.tasks:
-        depth(t.name)
+        stack = [t.name]  # a stack of our own: a chain of 100,000 needs is no RecursionError
+        while stack:
+            name = stack[-1]
+            if name in level:
+                stack.pop()
+                continue
+            visiting.add(name)
+            needs = [n for n in tasks[name].needs if n in tasks]
+            todo = [n for n in needs if n not in level and n not in visiting]
+            if todo:
+                stack.extend(todo)
+                continue
+            level[name] = 1 + max((level.get(n, -1) for n in needs), default=-1)
+            visiting.discard(name)
+            stack.pop()
     out: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for t in recipe.tasks:
         out[level[t.name]].append(t.name)

@@ -14,9 +14,11 @@ from typing import Any
 from toolkit.durations import parse_duration
 from toolkit.errors import RecipeError, RecipeErrors
 from toolkit.recipe import keys as K
+from toolkit.recipe import limits
 from toolkit.recipe.command import COMMAND, command_mode, split_words
 from toolkit.recipe.command import quote as shell_quote
 from toolkit.recipe.interpolate import InterpolationError, Ref, Resolver, escape, parse
+from toolkit.recipe.masking import ordered
 from toolkit.recipe.matrix_check import check_matrix
 from toolkit.recipe.model import (
     NotifySettings,
@@ -99,6 +101,11 @@ def name(value: Any) -> str:
         raise ValueError(
             f"must be letters, digits, '.', '_', '-' (starting with a letter or digit), got {got}"
         )
+    if len(value) > limits.MAX_NAME:
+        raise ValueError(
+            f"must be at most {limits.MAX_NAME} characters (it names directories and files),"
+            f" got {len(value)}: {show(value)}"
+        )
     return value
 
 
@@ -146,7 +153,7 @@ def build_recipe(
 ) -> Recipe:
     p = Problems(display, locate)
     c = Checker(p)
-    data, templates = interpolate(data, environ, p, base_dir)
+    data, templates, secrets = interpolate(data, environ, p, base_dir)
     c.unknown(data, (), K.TOP)
 
     head = (
@@ -176,7 +183,7 @@ def build_recipe(
         if c.table(options, ("executor", ename)) is not None:
             executors[ename] = options
     schedule = build_schedule(p, data["schedule"], display) if "schedule" in data else None
-    tasks = build_tasks(c, data.get("task", _MISSING), run, templates, base_dir)
+    tasks = build_tasks(c, data.get("task", _MISSING), run, templates, base_dir, secrets.of_task)
 
     p.raise_if_any()
     return Recipe(
@@ -192,25 +199,63 @@ def build_recipe(
         executors=executors,
         schedule=schedule,
         tasks=tasks,
+        secrets=ordered(secrets.all),
     )
+
+
+#: where a value may hold a secret: it is never shown there, or shown masked
+SECRET_PLACES = ("vars", "executor", "notify")
+SECRET_HINT = "a secret can only be used in task params, [vars], [executor.NAME] and [notify]"
 
 
 def interpolate(
     data: dict[str, Any], environ: Mapping[str, str], p: Problems, base_dir: Path | None = None
-) -> tuple[dict, dict]:
-    """Resolve references everywhere; return the table and, per task position, the
-    paths in its params of strings that keep ``${matrix.NAME}`` (and, under
-    ``(position, "files")`` and ``(position, "outputs")``, those of its file lists)."""
+) -> tuple[dict, dict, Secrets]:
+    """Resolve references everywhere; return the table; per task position, the paths in
+    its params of strings that keep ``${matrix.NAME}`` (and, under ``(position, "files")``
+    and ``(position, "outputs")``, those of its file lists); and the secrets read."""
     head = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
     variables = data.get("vars") if isinstance(data.get("vars"), dict) else {}
     resolver = Resolver(variables, head, environ, p.add, recipe_dir=str(base_dir or Path.cwd()))
+    secrets = Secrets()
+    try:
+        out = _interpolate(data, resolver, secrets, p)
+    except RecursionError:  # the limits on nesting and references should make this unreachable
+        p.add((), "references and values nest too deeply to resolve")
+        p.raise_if_any()
+    secrets.all = resolver.secrets_read
+    return out, secrets.templates, secrets
+
+
+class Secrets:
+    """What interpolation learnt on the way: secret values and ``${matrix.X}`` templates."""
+
+    def __init__(self) -> None:
+        self.all: list[str] = []
+        self.of_task: dict[int, list[str]] = {}
+        self.templates: dict[Any, list[tuple]] = {}
+
+
+def _interpolate(data: dict[str, Any], resolver: Resolver, secrets: Secrets, p: Problems) -> dict:
+    read = resolver.secrets_read
+    templates = secrets.templates
+
+    def public(value: Any, path: tuple, problem: str = SECRET_HINT, **how: Any) -> Any:
+        """Resolve a value that is shown as it is: a secret in it is an error."""
+        if isinstance(value, dict) and len(path) == 1:  # name the key, not the table
+            return {k: public(v, (*path, k), problem) for k, v in value.items()}
+        before = len(read)
+        resolved = resolver.resolve(value, path, **how)
+        if len(read) > before:
+            p.add(path, problem)
+        return resolved
+
     out: dict[str, Any] = {}
-    templates: dict[int, list[tuple]] = {}
     for key, value in data.items():
         if key == "vars" and isinstance(value, dict):
             out[key] = resolver.resolve_vars()
         elif key == "recipe" and isinstance(value, dict):
-            out[key] = {k: v if k == "plugins" else resolver.resolve(v, (key, k)) for k, v in value.items()}
+            out[key] = {k: v if k == "plugins" else public(v, (key, k)) for k, v in value.items()}
         elif key == "task" and isinstance(value, list):
             tasks = []
             for i, task in enumerate(value):
@@ -223,19 +268,28 @@ def interpolate(
                     where = ("task", label, k)
                     if k == "params":
                         found: list[tuple] = []
+                        before = len(read)
                         resolved[k] = resolve_params(resolver, task.get("uses"), v, where, found, p)
                         templates[i] = [t[3:] for t in found]
+                        if len(read) > before:
+                            secrets.of_task[i] = read[before:]
                     elif k in FILE_KEYS:
                         found = []
-                        resolved[k] = resolver.resolve(v, where, templates=found)
+                        resolved[k] = public(v, where, templates=found)
                         templates[(i, k)] = [t[3:] for t in found]
+                    elif k == "matrix":
+                        resolved[k] = public(
+                            v, where, "a secret cannot be a matrix value: matrix values name instances"
+                        )
                     else:
-                        resolved[k] = resolver.resolve(v, where)
+                        resolved[k] = public(v, where)
                 tasks.append(resolved)
             out[key] = tasks
-        else:
+        elif key in SECRET_PLACES:
             out[key] = resolver.resolve(value, (key,))
-    return out, templates
+        else:
+            out[key] = public(value, (key,))
+    return out
 
 
 def resolve_params(
@@ -368,6 +422,7 @@ def build_tasks(
     run: RunSettings,
     templates: dict[Any, list[tuple]],
     base_dir: Path | None = None,
+    secrets: dict[int, list[str]] | None = None,
 ) -> tuple[TaskSpec, ...]:
     p = c.p
     if value is _MISSING:
@@ -379,12 +434,17 @@ def build_tasks(
     specs: list[TaskSpec] = []
     first: dict[str, int] = {}
     needs_of: dict[str, list[str]] = {}
+    total = 0  # instances so far (at most)
     for i, task in enumerate(value):
         if not isinstance(task, dict):
             p.add(("task", i), f"must be a table, got {type_name(task)}")
             continue
         tname = task.get("name")
-        label: Any = tname if isinstance(tname, str) and K.NAME_RE.fullmatch(tname) else i
+        label: Any = (
+            tname
+            if isinstance(tname, str) and len(tname) <= limits.MAX_NAME and K.NAME_RE.fullmatch(tname)
+            else i
+        )
         path = ("task", label)
         c.unknown(task, path, K.TASK)
         if "name" not in task:
@@ -404,6 +464,15 @@ def build_tasks(
         before = len(p.errors)
         matrix, sources = read_sources(p, task.get("matrix", {}), (*path, "matrix"), base_dir or Path.cwd())
         matrix = check_matrix(p, matrix, (*path, "matrix")) if matrix is not None else {}
+        if matrix:
+            size = limits.matrix_size(matrix)
+            total += size
+            if total > limits.MAX_INSTANCES:
+                p.add(
+                    (*path, "matrix"),
+                    f"makes {size:,} instances: a recipe may have at most {limits.MAX_INSTANCES:,}",
+                )
+                total, matrix = total - size, {}
         matrix_ok = len(p.errors) == before  # else ${matrix.X} would be reported again
         files = {k: file_list(c, task, k, path, templates.get((i, k), ())) for k in FILE_KEYS}
         needs = c.get(task, "needs", path, strings, [])
@@ -424,6 +493,7 @@ def build_tasks(
                 outputs=files["outputs"],
                 cache=c.get(task, "cache", path, boolean, None),
                 sources=sources,
+                secrets=ordered(secrets[i]) if secrets and i in secrets else (),
             )
         except (TypeError, ValueError) as exc:  # the checks above should make this unreachable
             p.add(path, str(exc))
@@ -472,25 +542,30 @@ def check_needs(p: Problems, needs_of: dict[str, list[str]]) -> None:
             if need == tname:
                 p.add(("task", tname, "needs", j), "a task cannot need itself")
             elif need not in needs_of:
-                hint = did_you_mean(need, needs_of) or f" (tasks: {', '.join(needs_of)})"
+                hint = did_you_mean(need, needs_of) or (
+                    f" (tasks: {', '.join(needs_of)})" if len(needs_of) <= 12 else ""
+                )
                 p.add(("task", tname, "needs", j), f"unknown task {need!r}{hint}")
+    # depth-first, with a stack of its own: a chain of 100,000 needs is no RecursionError
     state: dict[str, int] = {}  # 1 visiting, 2 done
-    stack: list[str] = []
-
-    def visit(tname: str) -> None:
-        state[tname] = 1
-        stack.append(tname)
-        for need in needs_of.get(tname, ()):
-            if need == tname or need not in needs_of:
+    for root in needs_of:
+        if root in state:
+            continue
+        state[root] = 1
+        path = [root]
+        stack = [iter(needs_of[root])]
+        while stack:
+            need = next(stack[-1], None)
+            if need is None:
+                state[path.pop()] = 2
+                stack.pop()
+                continue
+            if need == path[-1] or need not in needs_of:
                 continue
             if state.get(need) == 1:
-                cycle = [*stack[stack.index(need) :], need]
+                cycle = [*path[path.index(need) :], need]
                 p.add(("task", need, "needs"), f"needs form a cycle: {' -> '.join(cycle)}")
             elif need not in state:
-                visit(need)
-        stack.pop()
-        state[tname] = 2
-
-    for tname in needs_of:
-        if tname not in state:
-            visit(tname)
+                state[need] = 1
+                path.append(need)
+                stack.append(iter(needs_of[need]))

@@ -21,6 +21,8 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
     p = Problems(_display(recipe), _locator(recipe) if display else None)
     failed = _failed_note(plugins)
 
+    # tasks of one recipe tend to look alike: each shape of params is checked once
+    checked: dict[tuple, list[str]] = {}
     for spec in recipe.tasks:
         path = ("task", spec.name)
         if spec.uses not in registries.tasks:
@@ -31,9 +33,12 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
             p.add((*path, "uses"), f"unknown task {spec.uses!r}{hint}{failed}")
             continue
         info = registries.tasks.get(spec.uses)
-        matrix_keys = spec.matrix_keys()
-        given = dict.fromkeys([*spec.params, *matrix_keys])
-        for problem in info.check_params(given):
+        given = dict.fromkeys([*spec.params, *spec.matrix_keys()])
+        shape = (spec.uses, *given)
+        problems = checked.get(shape)
+        if problems is None:
+            problems = checked[shape] = info.check_params(given)
+        for problem in problems:
             found = _PARAM.search(problem)
             key = found[1] if found else None
             if key is None or "needs param" in problem:
@@ -88,13 +93,26 @@ def _display(recipe: Recipe) -> str | None:
     return str(recipe.path) if rel.startswith("..") else rel
 
 
-def _locator(recipe: Recipe) -> Locator | None:
-    """Where keys were written: the recipe file is read again (it is small)."""
+def _locator(recipe: Recipe) -> Locator:
+    """Where keys were written: the recipe file is read again, only when a message
+    needs a line (a valid recipe never does)."""
+    found: list[Locator | None] = []
+    display = _display(recipe)
+
+    def locate(path: tuple) -> tuple[str | None, int | None]:
+        if not found:
+            found.append(_load_locator(recipe, display))
+        return found[0](path) if found[0] is not None else (display, None)
+
+    return locate
+
+
+def _load_locator(recipe: Recipe, display: str | None) -> Locator | None:
     try:
         from toolkit.recipe.loader import Sources, apply_overrides
 
         sources = Sources()
-        data = sources.load(recipe.path, _display(recipe) or "", ())  # type: ignore[arg-type]
+        data = sources.load(recipe.path, display or "", ())  # type: ignore[arg-type]
         apply_overrides(data, recipe.overrides, sources)
         return sources.locate
     except Exception:  # a file changed or gone since: messages just lose their line

@@ -246,6 +246,7 @@ class TaskView(TaskInstances):
         "outputs",
         "params",
         "retries",
+        "secrets",
         "sources",
         "templates",
         "timeout",
@@ -265,6 +266,7 @@ class TaskView(TaskInstances):
     outputs: tuple[str, ...]
     cache: bool | None
     sources: tuple[tuple[str, dict[str, str]], ...]
+    secrets: tuple[str, ...]
 
     def __init__(self, spec: TaskInstances) -> None:
         for name in self.__slots__:

@@ -1,17 +1,22 @@
-"""``${...}`` references in recipe values: vars, env, recipe, and matrix in task params.
+"""``${...}`` references in recipe values: vars, env, secret, recipe, and matrix in params.
 
 A string that is exactly one reference takes the referenced value, type and all
 (``"${vars.samples}"`` is the integer); otherwise references are rendered into the
 string. ``$${`` is a literal ``${``. There is no expression language: a reference is a
 dotted name, and ``${env.NAME:-default}`` is the only extra syntax.
+
+``${secret.NAME}`` reads the environment like ``${env.NAME}``; the resolver remembers
+each secret value it read (and which values each var carries), so that the recipe can
+mask them wherever it writes or prints a value.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Callable, Mapping
+
+from toolkit.recipe import limits
 
 #: typing.TYPE_CHECKING without importing typing: worker processes import this module
 TYPE_CHECKING = False
@@ -19,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-NAMESPACES = ("vars", "env", "recipe", "matrix")
+NAMESPACES = ("vars", "env", "secret", "recipe", "matrix")
 RECIPE_REFS = ("name", "description", "dir")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
@@ -98,15 +103,18 @@ def _parse_ref(body: str) -> Ref:
         from toolkit.recipe.problems import did_you_mean
 
         raise InterpolationError(
-            f"unknown reference {text}: use ${{vars.NAME}}, ${{env.NAME}}, ${{recipe.name}}"
-            f" or ${{matrix.NAME}}{did_you_mean(kind, NAMESPACES)}; write $${{ for a literal '${{'"
+            f"unknown reference {text}: use ${{vars.NAME}}, ${{env.NAME}}, ${{secret.NAME}},"
+            f" ${{recipe.name}} or ${{matrix.NAME}}{did_you_mean(kind, NAMESPACES)};"
+            " write $${ for a literal '${'"
         )
     path = tuple(rest.split(".")) if rest else ()
     if not path or not all(_NAME.fullmatch(p) for p in path):
         raise InterpolationError(f"bad reference {text}: expected {kind}.NAME")
-    if default is not None and kind != "env":
-        raise InterpolationError(f"bad reference {text}: only ${{env.NAME:-default}} takes a default")
-    if kind in ("env", "matrix") and len(path) != 1:
+    if default is not None and kind not in ("env", "secret"):
+        raise InterpolationError(
+            f"bad reference {text}: only ${{env.NAME:-default}} and ${{secret.NAME:-default}} take a default"
+        )
+    if kind in ("env", "secret", "matrix") and len(path) != 1:
         raise InterpolationError(f"bad reference {text}: expected {kind}.NAME")
     if kind == "recipe" and (len(path) != 1 or path[0] not in RECIPE_REFS):
         raise InterpolationError(
@@ -146,7 +154,9 @@ class Resolver:
     """Resolves references against ``[vars]``, the environment and ``[recipe]``.
 
     ``vars`` may reference each other (cycles are errors). ``report(path, problem)`` is
-    called for each problem; the failed value is left as written.
+    called for each problem; the failed value is left as written. Every secret value
+    read is appended to :attr:`secrets_read` (also when a var that holds one is used),
+    so a caller can tell which secrets a value carries by the list's growth.
     """
 
     def __init__(
@@ -164,10 +174,15 @@ class Resolver:
         self.recipe_table = recipe_table
         self.environ = environ
         self.report = report
+        self.secrets_read: list[str] = []
         self._done: dict[tuple, Any] = {}
         self._active: list[tuple] = []
         self._failed: dict[tuple, str] = {}
         self._reported: set[str] = set()
+        self._carries: dict[tuple, tuple[str, ...]] = {}  # var -> the secrets in its value
+        self._costs: dict[int, int] = {}  # id(resolved table or array) -> its copy cost
+        self._spent = 0
+        self._too_deep: str | None = None
 
     def _report(self, path: tuple, exc: InterpolationError) -> None:
         message = str(exc)
@@ -231,19 +246,31 @@ class Resolver:
         try:
             if len(parts) == 1 and not keeps_matrix and quote is None:
                 value = self.value_of(parts[0], path)  # type: ignore[arg-type]
-                # a table or array is copied: two keys never share one mutable value
-                return copy.deepcopy(value) if isinstance(value, list | dict) else value
+                if isinstance(value, list | dict):
+                    # shared, not copied: a var used twice is one object (values are never
+                    # changed after reading); what it costs written out is counted
+                    self._spend(self._cost(value), parts[0])  # type: ignore[arg-type]
+                return value
             out = []
+            length = 0
             for part in parts:
                 if isinstance(part, str):
-                    out.append(escape(part) if keeps_matrix else part)
+                    piece = escape(part) if keeps_matrix else part
                 elif part.kind == "matrix":
-                    out.append(part.text)
+                    piece = part.text
                 else:
                     rendered = render(self.value_of(part, path))
                     if quote is not None:
                         rendered = quote(rendered)
-                    out.append(escape(rendered) if keeps_matrix else rendered)
+                    piece = escape(rendered) if keeps_matrix else rendered
+                length += len(piece)
+                if length > limits.MAX_STRING:
+                    raise InterpolationError(
+                        f"{text[:60]!r} expands to more than {limits.show_bytes(limits.MAX_STRING)}"
+                        " of text (vars that repeat each other grow without bound)"
+                    )
+                out.append(piece)
+            self._spend(length, None)
         except InterpolationError as exc:
             self._report(path, exc)
             return text
@@ -252,18 +279,27 @@ class Resolver:
             templates.append(path)
         return "".join(out)
 
+    def _cost(self, value: list | dict) -> int:
+        cost = self._costs.get(id(value))
+        if cost is None:
+            cost = self._costs[id(value)] = limits.measure(value)[0]
+        return cost
+
+    def _spend(self, cost: int, ref: Ref | None) -> None:
+        """Count what interpolation produces; past the budget, stop with an error."""
+        self._spent += cost
+        if self._spent > limits.MAX_EXPANSION:
+            what = f"{ref.text}: " if ref is not None else ""
+            raise InterpolationError(
+                f"{what}the recipe's references expand to more than"
+                f" {limits.show_bytes(limits.MAX_EXPANSION)} (vars that repeat each other grow"
+                " without bound)"
+            )
+
     # -- one reference -----------------------------------------------------
     def value_of(self, ref: Ref, where: tuple) -> Any:
-        if ref.kind == "env":
-            value = self.environ.get(ref.path[0])
-            if value is None or (value == "" and ref.default is not None):
-                if ref.default is None:
-                    raise InterpolationError(
-                        f"environment variable {ref.path[0]} is not set"
-                        f" (give a default: ${{env.{ref.path[0]}:-VALUE}})"
-                    )
-                return ref.default
-            return value
+        if ref.kind in ("env", "secret"):
+            return self._environment(ref)
         if ref.kind == "recipe":
             if ref.path[0] == "dir" and self.recipe_dir is not None:
                 return self.recipe_dir
@@ -274,6 +310,25 @@ class Resolver:
                 raise InterpolationError(f"{ref.text}: recipe.{ref.path[0]} is not set")
             return self._node(key, self.recipe_table[ref.path[0]])
         return self._var(ref)
+
+    def _environment(self, ref: Ref) -> str:
+        name = ref.path[0]
+        value = self.environ.get(name)
+        if value is None or (value == "" and ref.default is not None):
+            if ref.default is None:
+                raise InterpolationError(
+                    f"environment variable {name} is not set (give a default: ${{{ref.kind}.{name}:-VALUE}})"
+                )
+            value = ref.default
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InterpolationError(
+                f"{ref.text}: environment variable {name} is not valid UTF-8 text"
+            ) from None
+        if ref.kind == "secret" and value:
+            self.secrets_read.append(value)
+        return value
 
     def _var(self, ref: Ref) -> Any:
         node: Any = self.raw_vars
@@ -298,12 +353,21 @@ class Resolver:
 
     def _node(self, key: tuple, raw: Any) -> Any:
         if key in self._done:
+            self.secrets_read.extend(self._carries.get(key, ()))
             return self._done[key]
         if key in self._failed:
             raise NodeError(self._failed[key])
         if key in self._active:
             chain = [".".join(k) for k in self._active[self._active.index(key) :]] + [".".join(key)]
             raise NodeError(f"reference cycle: {' -> '.join(chain)}")
+        if len(self._active) >= limits.MAX_REFERENCE_DEPTH:
+            if self._too_deep is None:  # said once: the rest of a long chain fails alike
+                chain = [".".join(k) for k in self._active[:2]]
+                self._too_deep = (
+                    f"references nest more than {limits.MAX_REFERENCE_DEPTH} deep"
+                    f" ({' -> '.join(chain)} -> ... -> {'.'.join(key)})"
+                )
+            raise NodeError(self._too_deep)
         self._active.append(key)
         problems: list[str] = []
 
@@ -311,14 +375,22 @@ class Resolver:
             problems.append(problem)
 
         saved, self.report = self.report, report
+        before = len(self.secrets_read)
         try:
             value = self.resolve(raw, key)
         finally:
             self.report = saved
             self._active.pop()
+        if not problems and isinstance(value, list | dict):
+            cost, depth = limits.measure(value)
+            self._costs[id(value)] = cost
+            if depth > limits.MAX_NESTING:
+                problems.append(f"its value nests more than {limits.MAX_NESTING} tables and arrays deep")
         if problems:
             self._failed[key] = problems[0]
             raise NodeError(problems[0])
+        if len(self.secrets_read) > before:
+            self._carries[key] = tuple(dict.fromkeys(self.secrets_read[before:]))
         self._done[key] = value
         return value
 

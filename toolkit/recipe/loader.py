@@ -18,11 +18,13 @@ from typing import Any
 import attrs
 
 from toolkit.errors import RecipeError, RecipeErrors, UsageError
+from toolkit.recipe import limits
 from toolkit.recipe.lines import key_lines
 from toolkit.recipe.model import Recipe
 from toolkit.recipe.problems import Problems, did_you_mean, dotted, type_name
 
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+_VAR_REF = re.compile(r"\$\{\s*vars\.([A-Za-z0-9_.-]+)")
 _SCALARS = (str, int, float, bool, datetime.datetime, datetime.date, datetime.time)
 
 
@@ -37,9 +39,24 @@ def read_recipe(
     ``source`` is a recipe file or a table shaped like the TOML (then relative paths
     are relative to the current directory).
     """
+    import gc
+
+    # reading makes many small objects and no cycles: the collector's passes over a
+    # growing heap cost a quarter of the time of a 100,000-task recipe
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_recipe(source, overrides, os.environ if environ is None else environ)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _read_recipe(
+    source: str | os.PathLike | Mapping[str, Any], overrides: Sequence[str], environ: Mapping[str, str]
+) -> Recipe:
     from toolkit.recipe.build import build_recipe
 
-    environ = os.environ if environ is None else environ
     sources = Sources()
     if isinstance(source, Mapping):
         path, display, base_dir = None, None, Path.cwd()
@@ -67,6 +84,9 @@ def read_recipe(
 
 def plain(value: Any, path: tuple, problems: Problems) -> Any:
     """A copy of a Python value as TOML would give it; problems for what TOML lacks."""
+    if isinstance(value, Mapping | list | tuple) and len(path) >= limits.MAX_NESTING:
+        problems.add(path, f"tables and arrays nest more than {limits.MAX_NESTING} levels deep")
+        return {}
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
@@ -114,12 +134,37 @@ def _merge_tasks(base: list, top: list) -> list:
     return out
 
 
+class FileLines:
+    """Line numbers of one file's keys, found only when a message needs one: scanning
+    the text costs more than parsing it, and a valid recipe never asks."""
+
+    __slots__ = ("_map", "names", "text")
+
+    def __init__(self, text: str, names: list[Any]) -> None:
+        self.text: str | None = text
+        self.names = names  # the [[task]] names in file order, for ("task", NAME, ...) keys
+        self._map: dict[tuple, int] | None = None
+
+    def get(self) -> dict[tuple, int]:
+        if self._map is None:
+            self._map = _named_task_lines(key_lines(self.text or ""), self.names)
+            self.text = None
+        return self._map
+
+
+def _lines_of(lines: FileLines | dict[tuple, int]) -> dict[tuple, int]:
+    return lines.get() if isinstance(lines, FileLines) else lines
+
+
 class Sources:
     """The files (and overrides) a recipe came from, and where each key was written."""
 
     def __init__(self) -> None:
-        self.maps: list[tuple[str | None, dict[tuple, int]]] = []  # in merge order
+        self.maps: list[tuple[str | None, FileLines | dict[tuple, int]]] = []  # in merge order
         self.problems = Problems(None)
+        #: each included file is read and expanded once: a diamond of includes stays linear
+        #: (None: it had problems, reported the first time)
+        self._loaded: dict[Path, dict[str, Any] | None] = {}
 
     def raise_if_any(self) -> None:
         self.problems.raise_if_any()
@@ -127,7 +172,8 @@ class Sources:
     def locate(self, path: tuple) -> tuple[str | None, int | None]:
         """The file and line that wrote ``path`` (or its closest parent)."""
         best: tuple[int, str | None, int | None] = (0, None, None)
-        for display, lines in reversed(self.maps):  # highest precedence first
+        for display, found in reversed(self.maps):  # highest precedence first
+            lines = _lines_of(found)
             for n in range(len(path), best[0], -1):
                 if path[:n] in lines:
                     best = (n, display, lines[path[:n]])
@@ -137,11 +183,7 @@ class Sources:
         return best[1], best[2]
 
     def load(self, file: Path, display: str, chain: tuple[Path, ...]) -> dict[str, Any]:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise UsageError(f"cannot read recipe {display}: {reason}") from None
+        text = read_text(file, display)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -150,7 +192,17 @@ class Sources:
             raise RecipeError(
                 display, "", f"not valid TOML: {message}", int(found[1]) if found else None
             ) from None
-        lines = _named_task_lines(key_lines(text), data)
+        except RecursionError:
+            data = None
+        if data is None or limits.nesting(data) > limits.MAX_NESTING:
+            raise RecipeError(
+                display, "", f"tables and arrays nest more than {limits.MAX_NESTING} levels deep"
+            )
+        tasks = data.get("task")
+        names = (
+            [t.get("name") if isinstance(t, dict) else None for t in tasks] if isinstance(tasks, list) else []
+        )
+        lines = FileLines(text, names)
         return self.expand(data, file.resolve().parent, display, (*chain, file.resolve()), lines)
 
     def expand(
@@ -159,10 +211,10 @@ class Sources:
         base_dir: Path,
         display: str | None,
         chain: tuple[Path, ...],
-        lines: dict[tuple, int] | None = None,
+        lines: FileLines | dict[tuple, int] | None = None,
     ) -> dict[str, Any]:
         """Resolve this file's plugin paths, merge its includes underneath it."""
-        lines = lines or {}
+        lines = lines if lines is not None else {}
         head = data.get("recipe")
         includes: Any = None
         if isinstance(head, dict):
@@ -179,29 +231,88 @@ class Sources:
                 self._problem(display, lines, where, "must be an array of file names")
                 includes = []
             for i, name in enumerate(includes):
-                file = (base_dir / name).resolve()
-                if file in chain:
-                    names = [_show_path(p) for p in chain[chain.index(file) :]] + [_show_path(file)]
-                    self._problem(display, lines, (*where, i), f"include cycle: {' -> '.join(names)}")
-                elif not file.is_file():
-                    self._problem(display, lines, (*where, i), f"no such file: {_show_path(file)}")
-                else:
-                    try:
-                        merged = merge(merged, self.load(file, _show_path(file), chain))
-                    except (RecipeError, UsageError) as exc:
-                        self.problems.errors.append(
-                            exc
-                            if isinstance(exc, RecipeError)
-                            else RecipeError(display, dotted((*where, i)), exc.message)
-                        )
-                    except RecipeErrors as exc:
-                        self.problems.extend(exc.errors)
+                included = self._include(base_dir, name, display, lines, (*where, i), chain)
+                if included is not None:
+                    merged = merge(merged, included)
         self.maps.append((display, lines))
         return merge(merged, data) if merged else data
 
-    def _problem(self, display: str | None, lines: dict[tuple, int], path: tuple, problem: str) -> None:
+    def _include(
+        self,
+        base_dir: Path,
+        name: str,
+        display: str | None,
+        lines: FileLines | dict[tuple, int],
+        where: tuple,
+        chain: tuple[Path, ...],
+    ) -> dict[str, Any] | None:
+        """One included file, expanded (read once per recipe); None after a problem."""
+        file = (base_dir / name).resolve()
+        if file in chain:
+            names = [_show_path(p) for p in chain[chain.index(file) :]] + [_show_path(file)]
+            self._problem(display, lines, where, f"include cycle: {' -> '.join(names)}")
+            return None
+        if file in self._loaded:
+            return self._loaded[file]
+        if len(chain) >= limits.MAX_INCLUDE_DEPTH:
+            self._problem(
+                display,
+                lines,
+                where,
+                f"includes nest more than {limits.MAX_INCLUDE_DEPTH} files deep"
+                f" ({_show_path(chain[0])} -> {_show_path(chain[1])} -> ...)",
+            )
+            return None
+        if len(self._loaded) >= limits.MAX_INCLUDED_FILES:
+            self._problem(
+                display, lines, where, f"a recipe may include at most {limits.MAX_INCLUDED_FILES} files"
+            )
+            return None
+        if not file.exists():
+            self._problem(display, lines, where, f"no such file: {_show_path(file)}")
+            return None
+        if not file.is_file():
+            self._problem(display, lines, where, f"not a regular file: {_show_path(file)}")
+            return None
+        self._loaded[file] = None
+        try:
+            loaded = self.load(file, _show_path(file), chain)
+        except (RecipeError, UsageError) as exc:
+            self.problems.errors.append(
+                exc if isinstance(exc, RecipeError) else RecipeError(display, dotted(where), exc.message)
+            )
+            return None
+        except RecipeErrors as exc:
+            self.problems.extend(exc.errors)
+            return None
+        self._loaded[file] = loaded
+        return loaded
+
+    def _problem(
+        self, display: str | None, found: FileLines | dict[tuple, int], path: tuple, problem: str
+    ) -> None:
+        lines = _lines_of(found)
         line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
         self.problems.errors.append(RecipeError(display, dotted(path), problem, line))
+
+
+def read_text(file: Path, display: str) -> str:
+    """A recipe file's text; ``UsageError`` if it cannot be read, is not UTF-8 or is huge."""
+    try:
+        with open(file, "rb") as f:
+            raw = f.read(limits.MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read recipe {display}: {exc.strerror or exc}") from None
+    if len(raw) > limits.MAX_FILE_BYTES:
+        raise UsageError(
+            f"recipe {display} is larger than {limits.show_bytes(limits.MAX_FILE_BYTES)}:"
+            " a recipe is a small text file"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UsageError(f"cannot read recipe {display}: not UTF-8 text (line {line})") from None
 
 
 def resolve_plugin(spec: Any, base_dir: Path) -> Any:
@@ -219,16 +330,14 @@ def _show_path(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def _named_task_lines(lines: dict[tuple, int], data: dict[str, Any]) -> dict[tuple, int]:
+def _named_task_lines(lines: dict[tuple, int], names: list[Any]) -> dict[tuple, int]:
     """Add ``("task", NAME, ...)`` keys beside ``("task", INDEX, ...)``: errors use names."""
-    tasks = data.get("task")
-    if not isinstance(tasks, list):
+    if not names:
         return lines
     out = dict(lines)
     for key, line in lines.items():
-        if len(key) >= 2 and key[0] == "task" and isinstance(key[1], int) and key[1] < len(tasks):
-            task = tasks[key[1]]
-            name = task.get("name") if isinstance(task, dict) else None
+        if len(key) >= 2 and key[0] == "task" and isinstance(key[1], int) and key[1] < len(names):
+            name = names[key[1]]
             if isinstance(name, str):
                 out.setdefault(("task", name, *key[2:]), line)
     return out
@@ -253,12 +362,18 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], sources: Sources) -> None:
     """Apply ``--set`` overrides in order; ``task.NAME.…`` addresses a task by name."""
     problems = Problems(None)
+    new_vars: list[tuple[str, tuple[str, ...]]] = []  # (label, path) of vars --set created
     for text in overrides:
-        label = f"--set {text}"
+        label = f"--set {_printable(text)}"
 
         def fail(problem: str, label: str = label) -> None:
             problems.errors.append(RecipeError(label, "", problem))
 
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            fail("not valid UTF-8 text (check the terminal's or the script's encoding)")
+            continue
         try:
             parts, value = parse_override(text)
         except ValueError as exc:
@@ -310,6 +425,44 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], sources: Sou
             node, walked, i = child, (*walked, part), i + 1
         if node is None:
             continue
+        if parts[0] == "vars" and parts[-1] not in node:
+            new_vars.append((label, parts))
         node[parts[-1]] = value
         sources.maps.append((label, {(*walked, parts[-1]): None}))  # type: ignore[dict-item]
+    for label, parts in new_vars:
+        problem = _unused_var(data, parts)
+        if problem:
+            problems.errors.append(RecipeError(label, "", problem))
     problems.raise_if_any()
+
+
+def _printable(text: str) -> str:
+    """``text`` as it can be printed: bytes that are not UTF-8 shown as ``\\xff``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _unused_var(data: dict[str, Any], parts: tuple[str, ...]) -> str | None:
+    """Why a var that ``--set`` added changes nothing (a typo, as a rule); None if a
+    reference uses it (or a table around it)."""
+    used = set()
+    stack: list[Any] = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and "${vars." in node:
+            for found in _VAR_REF.finditer(node):
+                used.add(tuple(found[1].split(".")))
+    for ref in used:
+        n = min(len(ref), len(parts) - 1)
+        if ref[:n] == parts[1 : 1 + n]:
+            return None
+    name = ".".join(parts[1:])
+    table = data.get("vars")
+    for part in parts[1:-1]:
+        table = table.get(part) if isinstance(table, dict) else None
+    known = [k for k in table if k != parts[-1]] if isinstance(table, dict) else []
+    hint = did_you_mean(parts[-1], known) or (f" (its vars: {', '.join(known)})" if known else "")
+    return f"sets vars.{name}, which the recipe neither defines nor uses: it would change nothing{hint}"

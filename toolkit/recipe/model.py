@@ -22,6 +22,7 @@ from toolkit.recipe.command import COMMAND, command_mode
 from toolkit.recipe.instances import TaskInstances, TaskView
 from toolkit.recipe.interpolate import escape, escape_all
 from toolkit.recipe.keys import NAME_RE, START_METHODS
+from toolkit.recipe.masking import mask
 from toolkit.recipe.matrix import Matrix, axis_values
 from toolkit.recipe.params import ParamTemplate
 from toolkit.recipe.paths import FilePaths
@@ -45,6 +46,7 @@ def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
 
 
 av_name = av.matches_re(NAME_RE)
+_NO_MATRIX = Matrix({})
 _timeout = av.optional([av.instance_of(float), av.gt(0.0)])
 _count = [av.instance_of(int), av.ge(0)]
 
@@ -152,14 +154,20 @@ class TaskSpec(TaskInstances):
     outputs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     cache: bool | None = attrs.field(default=None, validator=av.optional(av.instance_of(bool)))
     sources: tuple[tuple[str, dict[str, str]], ...] = attrs.field(default=(), converter=_tuple)
+    #: the secret values in ``params`` (``${secret.NAME}``), longest first: masked as
+    #: ``***`` wherever params are written or printed
+    secrets: tuple[str, ...] = attrs.field(default=(), converter=_tuple, repr=False)
     # derived, rebuilt from the fields above; small, so it simply pickles along
     _space: Matrix = attrs.field(init=False, eq=False, repr=False)
     _template: ParamTemplate = attrs.field(init=False, eq=False, repr=False)
     _paths: FilePaths = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        axes = {k: axis_values(v) for k, v in self.matrix.items() if k not in ("include", "exclude")}
-        space = Matrix(axes, self.matrix.get("include", ()), self.matrix.get("exclude", ()))
+        if self.matrix:
+            axes = {k: axis_values(v) for k, v in self.matrix.items() if k not in ("include", "exclude")}
+            space = Matrix(axes, self.matrix.get("include", ()), self.matrix.get("exclude", ()))
+        else:
+            space = _NO_MATRIX  # immutable: one for every task without a matrix
         object.__setattr__(self, "_space", space)
         quoted = (
             [(COMMAND,)] if command_mode(self.uses, self.params, self.params.get("shell")) == "quoted" else []
@@ -190,6 +198,7 @@ class TaskSpec(TaskInstances):
             outputs=view.outputs,
             cache=view.cache,
             sources=view.sources,
+            secrets=view.secrets,
         )
 
 
@@ -211,6 +220,9 @@ class Recipe:
     tasks: tuple[TaskSpec, ...] = attrs.field(default=(), converter=_tuple)
     #: the ``--set`` overrides applied (already part of the values above)
     overrides: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    #: every value read through ``${secret.NAME}``, longest first: :meth:`to_table` and
+    #: everything that shows the recipe masks them as ``***``
+    secrets: tuple[str, ...] = attrs.field(default=(), converter=_tuple, repr=False)
 
     @property
     def workdir(self) -> pathlib.Path:
@@ -228,7 +240,8 @@ class Recipe:
         raise KeyError(name)
 
     def to_table(self) -> dict[str, Any]:
-        """The resolved recipe as TOML tables (no None anywhere: ``tomli_w`` writes it)."""
+        """The resolved recipe as TOML tables (no None anywhere: ``tomli_w`` writes it),
+        secrets masked as ``***``."""
         head: dict[str, Any] = {"name": self.name}
         if self.description:
             head["description"] = escape(self.description)
@@ -246,4 +259,4 @@ class Recipe:
         if self.schedule is not None:
             table["schedule"] = self.schedule.to_table()
         table["task"] = [t.to_table() for t in self.tasks]
-        return table
+        return mask(table, self.secrets) if self.secrets else table

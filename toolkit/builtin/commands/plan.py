@@ -60,11 +60,15 @@ def plan_command(args) -> int:
 
 
 def instances(spec: Any, limit: int | None) -> list[dict[str, Any]]:
-    """The first ``limit`` instances of a task (all with None), without expanding the rest."""
+    """The first ``limit`` instances of a task (all with None), without expanding the rest;
+    secrets in params masked."""
+    from toolkit.recipe.masking import mask
+
     combos = spec.iter_combos()
     if limit is not None:
         combos = itertools.islice(combos, limit)
-    return [{"id": spec.instance_id(c), "params": spec.params_for(c)} for _, c in combos]
+    secrets = getattr(spec, "secrets", ())
+    return [{"id": spec.instance_id(c), "params": mask(spec.params_for(c), secrets)} for _, c in combos]
 
 
 def plan_document(recipe: Any, plan: Any) -> dict[str, Any]:
