@@ -42,6 +42,8 @@ class TaskInstances:
     files: tuple[str, ...]
     outputs: tuple[str, ...]
     cache: bool | None
+    #: the secret values in ``params``, longest first (masked when written or printed)
+    secrets: tuple[str, ...]
     _space: Matrix
     _template: ParamTemplate
     _paths: FilePaths
@@ -50,10 +52,11 @@ class TaskInstances:
         """The task as its ``[[task]]`` table, in recipe spelling."""
         from toolkit.durations import format_duration
         from toolkit.recipe.interpolate import escape_all
+        from toolkit.recipe.masking import mask
 
         table: dict[str, Any] = {"name": self.name, "uses": self.uses}
         if self.params:
-            table["params"] = self._template.to_table()
+            table["params"] = mask(self._template.to_table(), self.secrets)
         if self.matrix:
             table["matrix"] = escape_all(self.matrix)
         if self.needs:
