@@ -71,7 +71,7 @@ def assert_url_hidden(run, proc, url):
 
 
 def test_a_failed_run_posts_its_summary(tmp_path, hook):
-    recipe = project(tmp_path, "mixed", MIXED.format(n=8) + notify_table(webhook="${env.HOOK_URL}"))
+    recipe = project(tmp_path, "mixed", MIXED.format(n=8) + notify_table(webhook="${secret.HOOK_URL}"))
     proc = cli("run", str(recipe), "-q", "--progress", "off", cwd=tmp_path, env={"HOOK_URL": hook.url})
     assert proc.returncode == 1, proc.stderr
     (run,) = run_dirs(tmp_path / "runs", "mixed")
