@@ -37,6 +37,7 @@ CASES = {
     "7": "case_7_startup",
     "8": "case_8_dask",
     "9": "case_9_report",
+    "10": "case_10_cache",
 }
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "ToolkitError",
     "__version__",
     "hookimpl",
+    "open_run",
     "plan",
     "run",
     "validate",
@@ -26,6 +27,7 @@ _LAZY = {
     "ToolkitError": "toolkit.errors",
     "TaskContext": "toolkit.context",
     "run": "toolkit.api",
+    "open_run": "toolkit.api",
     "plan": "toolkit.api",
     "validate": "toolkit.api",
 }
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from toolkit.api import plan, run, validate
+    from toolkit.api import open_run, plan, run, validate
     from toolkit.context import TaskContext
     from toolkit.errors import ToolkitError
 

@@ -17,7 +17,17 @@ if TYPE_CHECKING:
     from toolkit.execution.plan import Plan
     from toolkit.recipe.model import Recipe
 
-__all__ = ["RecipeSource", "RunResult", "execute", "iter_records", "plan", "prepare", "run", "validate"]
+__all__ = [
+    "RecipeSource",
+    "RunResult",
+    "execute",
+    "iter_records",
+    "open_run",
+    "plan",
+    "prepare",
+    "run",
+    "validate",
+]
 
 #: a recipe file's path, or a dict shaped like its TOML
 RecipeSource = str | os.PathLike[str] | Mapping[str, Any]
@@ -91,8 +101,12 @@ def execute(
     force: bool = False,
     reporter: Any = None,
     grace: float = 5.0,
+    cache: bool | None = None,
+    rerun: Sequence[str] = (),
 ) -> RunResult:
     """Run a validated recipe (from :func:`prepare`): the heart of ``toolkit run``.
+    ``cache``: ``--cache`` (True) or ``--no-cache`` (False), None: as the recipe says;
+    ``rerun``: tasks whose instances run whatever the cache holds.
 
     The phases are in :mod:`toolkit.execution.run`."""
     from toolkit.execution.run import execute as run_phases
@@ -108,6 +122,8 @@ def execute(
         force=force,
         reporter=reporter,
         grace=grace,
+        cache=cache,
+        rerun=rerun,
     )
 
 
@@ -123,6 +139,24 @@ def run(
     """Run a recipe (a path, or a dict shaped like the TOML) in this process."""
     rec, plugins = prepare(recipe, overrides=overrides or ())
     return execute(rec, plugins, executor=executor, workers=workers, output=output, **options)
+
+
+def open_run(path: str | os.PathLike[str]) -> RunResult:
+    """The result of the run in directory ``path`` (or of the run a ``latest`` pointer
+    names): ``status``, ``counts``, ``records()``, ``to_pandas()``, as :func:`run` returns."""
+    from toolkit.store.history import RunEntry
+    from toolkit.store.rundir import RunDir
+
+    run = RunDir(Path(path).resolve())
+    entry = RunEntry.read(run)
+    counts = dict(entry.counts)
+    return RunResult(
+        status=entry.status,
+        run_dir=run.path,
+        run_id=str(entry.manifest.get("run_id") or run.run_id),
+        counts=counts,
+        not_run=int(counts.get("not_run") or 0),
+    )
 
 
 def iter_records(run_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:

@@ -57,6 +57,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.retention", "toolkit.builtin.retention"),
     ("builtin.report-command", "toolkit.builtin.commands.report"),
     ("builtin.ui", "toolkit.builtin.commands.ui"),
+    ("builtin.cache", "toolkit.builtin.commands.cache"),
 )
 
 

@@ -66,6 +66,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "duration_s",
     "worker",
     "peak_rss_mib",
+    "cached",
 )
 
 
@@ -166,6 +167,7 @@ def make_record(
         "duration_s": round(finished - started, 6) if started and finished else None,
         "worker": worker,
         "peak_rss_mib": peak_rss,
+        "cached": None,  # a run that copies the record from the cache names its run here
     }
 
 

@@ -9,6 +9,8 @@ from toolkit.records import STATUSES, Status
 def summary_line(status: str, counts: dict[str, int], not_run: int, duration: float) -> str:
     """``failed: 15 ok, 1 failed, 1 skipped in 2.31s``."""
     parts = [f"{counts[k]} {k}" for k in STATUSES if counts.get(k)]
+    if counts.get("cached") and counts.get("ok"):
+        parts[0] += f" ({counts['cached']} from the cache)"
     if not_run:
         parts.append(f"{not_run} not run")
     return f"{status}: {', '.join(parts) or 'nothing to do'} in {duration:.2f}s"

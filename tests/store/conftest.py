@@ -51,9 +51,23 @@ def shaped(i: int) -> object:
     return {"a": i, "c": [i, i], "flag": True}
 
 
+def total(inputs: list, log: str) -> int:
+    """Append "total" to `log`; the sum of the upstream values."""
+    with open(log, "a") as f:
+        f.write("total\\n")
+    return sum(item["value"] for item in inputs)
+
+
+def parity(i: int, log: str) -> int:
+    """Append i to `log`; i % 2 (the same value for many i)."""
+    with open(log, "a") as f:
+        f.write(f"{i}\\n")
+    return i % 2
+
+
 @toolkit.hookimpl
 def toolkit_register_tasks(registry):
-    for func in (mark, fail_if_flagged, chatty, shaped):
+    for func in (mark, fail_if_flagged, chatty, shaped, total, parity):
         registry.add(func, name=f"store.{func.__name__}")
 '''
 

@@ -161,8 +161,16 @@ def test_retry_failed_reruns_exactly_the_failed_instances(run_recipe, store_task
         "skipped": 0,
         "not_run": 0,
     }
-    # the run's first 11 records stay; 4 were added
-    assert len(first.records) == 15
+    # one line per instance, the final one; the 4 records they superseded moved
+    assert len(first.records) == 11
+    attempts = (first.run_dir / "attempts.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["instance"] for line in attempts) == [
+        "after",
+        "f[i=2]",
+        "f[i=5]",
+        "f[i=7]",
+    ]
+    assert {json.loads(line)["status"] for line in attempts} == {"failed", "skipped"}
 
 
 def test_retry_failed_with_nothing_failed_runs_nothing(run_recipe, store_tasks, tmp_path):

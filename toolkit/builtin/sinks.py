@@ -55,6 +55,7 @@ CSV_FIELDS = (
     "duration_s",
     "worker",
     "peak_rss_mib",
+    "cached",
 )
 #: the last column: fields that were not in the header when their record arrived
 EXTRA = "extra"

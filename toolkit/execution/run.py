@@ -56,12 +56,43 @@ class RunResult:
             "succeeded": ExitCode.OK,
             "failed": ExitCode.TASK_FAILED,
             "interrupted": ExitCode.INTERRUPTED,
-        }[self.status]
+            "incomplete": ExitCode.TASK_FAILED,
+        }.get(self.status, ExitCode.TASK_FAILED)
 
     def records(self) -> list[dict[str, Any]]:
+        """Every record of ``results.jsonl``: one per instance once the run has ended
+        (while it runs, a record per result so far, in order of arrival)."""
         from toolkit.store.rundir import read_records
 
         return list(read_records(self.run_dir / "results.jsonl"))
+
+    def to_pandas(self) -> Any:
+        """The records as a ``pandas.DataFrame``: one row per record, the record's fields
+        as columns (``started`` and ``finished`` as UTC datetimes), each param as a column
+        of its own, typed (named ``params.NAME`` when NAME is also a record field), and
+        ``value`` as the task returned it. Needs pandas (``pip install 'toolkit[pandas]'``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "RunResult.to_pandas() needs pandas: pip install pandas (or 'toolkit[pandas]')"
+            ) from None
+        rows = []
+        params: dict[str, None] = {}
+        for rec in self.records():
+            row = {k: v for k, v in rec.items() if k != "params"}
+            for name, value in (rec.get("params") or {}).items():
+                column = f"params.{name}" if name in rec else name
+                row[column] = value
+                params[column] = None
+            rows.append(row)
+        frame = pd.DataFrame.from_records(rows)
+        for column in params:  # nullable types: a task without the param leaves a gap
+            frame[column] = frame[column].convert_dtypes()
+        for column in ("started", "finished"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        return frame
 
 
 @attrs.define(eq=False)
@@ -87,6 +118,11 @@ class RunSession:
     values: dict[str, Any] | None = None
     #: counts of the records kept from earlier sessions, and ``not_run``
     kept: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys((*STATUSES, "not_run"), 0))
+    #: per task that receives ``inputs``: (the digest of the inputs it received in the run
+    #: resumed, the indices of its instances kept ok), to run again if its inputs changed
+    reconsider: dict[str, Any] = attrs.field(factory=dict)
+    #: how this session uses the results cache (toolkit.store.incremental.CacheUse), if at all
+    cache: Any = None
     # -- set as the run goes
     started: float = 0.0
     finished: float = 0.0
@@ -144,10 +180,12 @@ def prepare_run(
     force: bool = False,
     reporter: Any = None,
     grace: float = 5.0,
+    cache: bool | None = None,
+    rerun: Any = (),
 ) -> RunSession:
     """Check the options, plan, and find or create the run directory."""
     from toolkit.execution.plan import make_plan
-    from toolkit.store.resume import check_resumable, plan_resume, task_digests
+    from toolkit.store.resume import changed_instances, check_resumable, plan_resume, task_digests
     from toolkit.store.rundir import RunDir, find_run
     from toolkit.store.runid import run_id_from_environment
 
@@ -166,6 +204,10 @@ def prepare_run(
     for fmt in recipe.output.formats:
         if fmt not in registries.sinks:
             raise UsageError(f"unknown output format {fmt!r} (known: {_known(registries.sinks.names())})")
+    unknown = [name for name in rerun if name not in {t.name for t in recipe.tasks}]
+    if unknown:
+        known = ", ".join(t.name for t in recipe.tasks)
+        raise UsageError(f"--rerun {unknown[0]}: no such task in the recipe (tasks: {known})")
     runtimes = task_runtimes(recipe, plugins)
     out = Path(output if output is not None else recipe.output.dir)
     digests = task_digests(recipe, runtimes)
@@ -182,11 +224,20 @@ def prepare_run(
             run=run,
             reporter=reporter,
             grace=grace,
+            cache=cache_use(recipe, runtimes, out, run.run_id, digests, cache, rerun),
         )
     run = find_run(out, recipe.name, again if isinstance(again, str) else None)
     previous = run.read_manifest()
-    check_resumable(run, previous, recipe.name, digests, force=force)
+    check_resumable(
+        run,
+        previous,
+        recipe.name,
+        digests,
+        force=force,
+        explain=lambda changed: changed_instances(recipe, runtimes, run, changed),
+    )
     resumed = plan_resume(recipe, runtimes, run, retry_failed=bool(retry_failed))
+    recorded = previous.get("inputs") or {}
     run.point_latest()
     return RunSession(
         recipe=recipe,
@@ -202,7 +253,46 @@ def prepare_run(
         todo=resumed.todo,
         values=resumed.values,
         kept=resumed.kept,
+        reconsider={name: (recorded.get(name), idx) for name, idx in resumed.kept_ok.items()},
+        cache=cache_use(recipe, runtimes, out, run.run_id, digests, cache, rerun),
     )
+
+
+def cache_tasks(recipe: Recipe, cache: bool | None = None) -> list[str]:
+    """The tasks whose cache is on: a task's own ``cache`` key, else ``[run] cache``;
+    ``cache`` True (``--cache``) turns it on for every task that does not say
+    ``cache = false``, False (``--no-cache``) off for all."""
+    if cache is False:
+        return []
+    on = []
+    for spec in recipe.tasks:
+        own = spec.cache
+        if own is None:
+            own = True if cache else recipe.run.cache
+        if own:
+            on.append(spec.name)
+    return on
+
+
+def cache_use(
+    recipe: Recipe,
+    runtimes: list[Any],
+    out: Path,
+    run_id: str,
+    digests: dict[str, str],
+    cache: bool | None,
+    rerun: Any,
+) -> Any:
+    """How this run uses the recipe's cache (None: not at all)."""
+    on = cache_tasks(recipe, cache)
+    if not on:
+        return None
+    from toolkit.store.cache import CacheDB, cache_path
+    from toolkit.store.incremental import CacheUse, RunCache
+
+    db = CacheDB(cache_path(out, recipe.name))
+    run_cache = RunCache(db, out / recipe.name, run_id, base_dir=recipe.base_dir)
+    return CacheUse(run_cache, on, rerun, digests)
 
 
 def write_start_manifest(session: RunSession) -> None:
@@ -307,6 +397,8 @@ def run_tasks(session: RunSession) -> None:
         todo=session.todo,
         previous_values=session.values,
         grace=session.grace,
+        cache=session.cache,
+        reconsider=session.reconsider,
     )
     session.status = session.scheduler.run()
 
@@ -316,16 +408,29 @@ def finish_run(session: RunSession) -> None:
     from toolkit.store.manifest import finish_manifest, to_write
 
     try:
+        if session.cache is not None:
+            session.manifest["cache"] = session.cache.stats()
+            session.cache.close()
         if session.collector is not None:
             session.collector.close(session.status)
+        if session.resumed:
+            from toolkit.store.compact import compact
+
+            compact(session.run.path)  # one line per instance; superseded ones to attempts.jsonl
     finally:
         scheduler, kept = session.scheduler, session.kept
         this = scheduler.counts() if scheduler is not None else {}
+        if scheduler is not None:
+            kept["ok"] -= scheduler.rerun_kept  # kept ok, then run again: counted once
         session.counts = {k: kept.get(k, 0) + this.get(k, 0) for k in STATUSES}
         if scheduler is not None:
             session.not_run = kept["not_run"] + scheduler.not_run()
+            inputs = {**(session.previous.get("inputs") or {}), **scheduler.input_digests}
+            session.manifest["inputs"] = inputs
         else:  # it failed before anything ran
             session.not_run = session.plan.total - sum(session.counts.values())
+        if session.status == "succeeded" and session.not_run:
+            session.status = "incomplete"  # nothing failed, but instances were left not run
         session.finished = time.time()
         session.manifest = finish_manifest(
             session.manifest,
@@ -349,7 +454,8 @@ def report_run(session: RunSession) -> None:
     summary = Summary(status=session.status, counts=session.manifest["counts"], duration_s=round(duration, 3))
     session.plugins.call("toolkit_run_finish", run=session.info, summary=summary)
     if session.reporter is not None:
-        session.reporter.finish(session.status, session.counts, session.not_run, session.run.path, duration)
+        counts = {**session.counts, "cached": session.manifest.get("cache", {}).get("hits", 0)}
+        session.reporter.finish(session.status, counts, session.not_run, session.run.path, duration)
 
 
 def execute(recipe: Recipe, plugins: Plugins, **options: Any) -> RunResult:

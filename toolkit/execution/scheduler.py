@@ -134,6 +134,8 @@ class Scheduler:
         previous_values: dict[str, dict[int, dict[str, Any]]] | None = None,
         grace: float = 5.0,
         isolate_all: bool = False,
+        cache: Any = None,
+        reconsider: dict[str, tuple[str | None, list[int]]] | None = None,
     ) -> None:
         self.recipe = recipe
         self.executor = executor
@@ -168,6 +170,12 @@ class Scheduler:
         self.next_id = 0
         self.stopping = False
         self.worker_error: str | None = None
+        # incremental runs: the results cache (a toolkit.store.incremental.CacheUse), and
+        # on --resume the instances kept ok that run again when their inputs changed
+        self.cache = cache
+        self.reconsider = reconsider or {}
+        self.input_digests: dict[str, str] = {}
+        self.rerun_kept = 0
         self.hook_start = plugins is not None and plugins.has_impls("toolkit_task_start")
         self.hook_finish = plugins is not None and plugins.has_impls("toolkit_task_finish")
 
@@ -217,10 +225,40 @@ class Scheduler:
                         state.pending.clear()
                     else:
                         state.inputs = self._inputs(state)
+                        self._on_start(state)
                     changed = True
                 if state.settled >= state.total and not state.done:
                     state.done = True
                     changed = True
+
+    def _on_start(self, state: TaskState) -> None:
+        """A task is about to start, its upstream values known: run again the instances
+        a resume kept whose inputs changed, and take what the cache holds."""
+        upstream = ""
+        if state.rt.takes_inputs and (state.spec.needs or state.name in self.reconsider):
+            from toolkit.store.fingerprint import inputs_of
+
+            upstream = self.input_digests[state.name] = inputs_of(state.inputs)
+        again = self.reconsider.get(state.name)
+        if again is not None and again[0] != upstream and again[1]:
+            state.pending.extend((r, 1) for r in compress(again[1]))
+            state.total += len(again[1])
+            self.rerun_kept += len(again[1])
+        if self.cache is None or not state.pending:
+            return
+        indices = (
+            state.pending[0][0]
+            if len(state.pending) == 1
+            else [i for seq, _attempt in state.pending for i in seq]
+        )
+        found = self.cache.lookup(
+            state.rt, upstream, indices, need_indices=state.keep_values or self.hook_finish
+        )
+        if not found.n:
+            return
+        state.pending.clear()
+        state.pending.extend((r, 1) for r in compress(found.misses))
+        self._accept(state, found.lines, found.n, (), found.indices)
 
     def _skip_all(self, state: TaskState) -> None:
         failed = [n for n in state.spec.needs if self.by_name[n].failures()]
@@ -351,6 +389,8 @@ class Scheduler:
         positions = self._positions(sent.batch, sent.consumed, ev.consumed, ev.n, state)
         sent.consumed = ev.consumed
         self._accept(state, ev.lines, ev.n, ev.bad, positions)
+        if self.cache is not None and ev.n:
+            self.cache.landed(state.name, ev.lines)
         if ev.final:
             del self.sent[ev.batch_id]
             if ev.elapsed and ev.consumed:
@@ -477,7 +517,12 @@ class Scheduler:
         interrupted = False
         deadline = None
         with Interrupt() as intr:
-            self.executor.start()
+            # tasks ready now start here: those the cache holds whole settle at once, and
+            # a run with nothing left to run never starts a worker
+            self._refresh()
+            started = not self._finished()
+            if started:
+                self.executor.start()
             try:
                 while True:
                     if intr.count and not interrupted:
@@ -508,7 +553,8 @@ class Scheduler:
                         self.reporter.tick()
                 self._refresh()
             finally:
-                self.executor.shutdown(kill=interrupted)
+                if started:
+                    self.executor.shutdown(kill=interrupted)
         if self.worker_error:
             raise RunError(f"workers could not run the tasks: {self.worker_error}")
         if interrupted:

@@ -354,7 +354,7 @@ class BatchRunner:
                             f'"started": "{s_text}.{"%06d" % ((started - s_lo) * 1e6)}Z", '  # noqa: UP031
                             f'"finished": "{day_text}.{"%06d" % ((finished - day_lo) * 1e6)}Z", '  # noqa: UP031
                             f'"duration_s": {duration_js}, "worker": {worker_js}, '
-                            f'"peak_rss_mib": {peak_js}}}'
+                            f'"peak_rss_mib": {peak_js}, "cached": null}}'
                         )
                     except (TypeError, ValueError):
                         line = None  # the general path below makes it a failed record

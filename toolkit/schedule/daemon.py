@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
@@ -288,6 +289,9 @@ class Daemon:
             else:
                 duration = (ended - running.started).total_seconds()
             text = f"{children.describe_exit(code)} after {duration:.2f}s"
+        status = _run_status(job.recipe.runs, running.run_id)
+        if status:
+            text += f": {status}"
         self.event(
             "finished",
             f"{job.name}: run {running.run_id} {text}",
@@ -298,6 +302,7 @@ class Daemon:
             run_id=running.run_id,
             pid=running.pid,
             exit_code=code,
+            status=status,
             duration_s=None if duration is None else round(duration, 3),
         )
         job.state.running, job.proc = None, None
@@ -445,3 +450,18 @@ class Daemon:
                 for pid in left:
                     children.signal_run(pid, signal.SIGKILL)
         self.event("daemon_stopped", f"toolkit schedule (pid {os.getpid()}) stopped", pid=os.getpid())
+
+
+def _run_status(runs: Any, run_id: str) -> str | None:
+    """How run ``run_id`` ended, as its manifest says (succeeded, failed, incomplete,
+    interrupted), or None when that cannot be read."""
+    if runs is None:
+        return None
+    import tomllib
+
+    try:
+        with open(Path(runs) / run_id / "manifest.toml", "rb") as f:
+            status = tomllib.load(f).get("status")
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, str) else None

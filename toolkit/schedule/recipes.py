@@ -19,6 +19,8 @@ class Scheduled:
     path: Path  # absolute
     given: str  # as the user wrote it, for messages
     schedule: ScheduleSpec
+    #: where its runs go (``<output.dir>/<name>``, absolute): the daemon reads how each ended
+    runs: Path | None = None
 
 
 def file_key(path: Path) -> tuple[int, int, int] | None:
@@ -42,7 +44,8 @@ def read_scheduled(given: str) -> Scheduled:
     if recipe.schedule is None:
         raise RecipeError(given, "schedule", "the recipe has no [schedule] table (cron = ... or every = ...)")
     path = recipe.path if recipe.path is not None else Path(given).resolve()
-    return Scheduled(name=recipe.name, path=path, given=given, schedule=recipe.schedule)
+    runs = (Path(recipe.output.dir) / recipe.name).absolute()
+    return Scheduled(name=recipe.name, path=path, given=given, schedule=recipe.schedule, runs=runs)
 
 
 def read_all(given: list[str]) -> list[Scheduled]:

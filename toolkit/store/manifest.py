@@ -11,9 +11,12 @@ spent running, over all sessions). Fields, scalars first::
     scheduled_for (set by the scheduler daemon), resumed = [...],
     host, pid (while running), toolkit, python, platform,
     executor, executor_reason, workers, start_method, recipe_digest,
+    overrides = ["--set values", ...],
     [counts]        total, ok, failed, timeout, crashed, skipped, not_run
     [plugins]       name = version, for every plugin that is not built in
     [task_digests]  name = digest of what decides the task's instances
+    [inputs]        name = digest of the upstream values the task received (its ``inputs``)
+    [cache]         hits, files_read: with the cache on, what this session took from it
     [resolved]      the recipe, validated and resolved, as TOML
 """
 
@@ -79,6 +82,8 @@ def start_manifest(
         "workers": recipe.run.workers,
         "start_method": _start_method(recipe),
         "recipe_digest": recipe_digest,
+        # the --set overrides, which --resume applies again
+        "overrides": list(getattr(recipe, "overrides", ())),
         "counts": {"total": plan.total},
         "plugins": dict(plugin_versions),
         "task_digests": dict(digests),

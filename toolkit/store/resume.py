@@ -72,6 +72,7 @@ def check_resumable(
     *,
     force: bool,
     lock: RunLock | None = None,
+    explain: Any = None,
 ) -> None:
     """Refuse (RunError, exit 2) to resume a run whose instances this recipe no longer
     makes, or that may still be going; ``force`` overrides both.
@@ -103,11 +104,68 @@ def check_resumable(
     else:  # a manifest without per-task digests: compare the whole
         changed = [] if previous.get("recipe_digest") == recipe_digest(digests) else ["the tasks"]
     if changed:
+        what = ", ".join(changed)
+        named = explain(changed) if explain is not None else []
+        if named:
+            what += "; " + "; ".join(named)
         raise RunError(
             f"cannot resume run {run.run_id}: the recipe's instances changed since it started"
-            f" ({', '.join(changed)}); start a new run, or pass --force to resume anyway"
-            " (instances are matched by their content key: those that changed run again)"
+            f" ({what}); start a new run, or pass --force to resume anyway"
+            " (instances are matched by their content key: those that changed run again,"
+            " and so does every instance downstream whose inputs changed)"
         )
+
+
+#: changed instances an error names
+NAMED_CHANGES = 5
+
+
+def changed_instances(recipe: Any, runtimes: list[Any], run: RunDir, tasks: list[str]) -> list[str]:
+    """Up to :data:`NAMED_CHANGES` instances of the changed ``tasks`` (as :func:`changes`
+    names them) and what changed in each, against the run's records:
+    ``estimate[seed=3]: params changed (samples)``, ``... and 12 more``."""
+    names = {t.rpartition(" (")[0] for t in tasks if t.endswith("(changed)")}
+    if not names:
+        return []
+    old: dict[str, dict[str, Any]] = {}
+    for rec in run.records():
+        if rec.get("task") in names and isinstance(rec.get("instance"), str):
+            old[rec["instance"]] = rec
+    out: list[str] = []
+    extra = 0
+    for rt in runtimes:
+        spec = rt.spec
+        if spec.name not in names:
+            continue
+        seen: set[str] = set()
+        for _index, combo in spec.iter_combos():
+            iid = spec.instance_id(combo)
+            seen.add(iid)
+            rec = old.get(iid)
+            params = json.loads(json.dumps(spec.params_for(combo), default=str))
+            if rec is None:
+                what = "new (not in the run)"
+            elif rec.get("params") != params:
+                before = rec.get("params") or {}
+                keys = sorted(k for k in set(before) | set(params) if before.get(k) != params.get(k))
+                what = f"params changed ({', '.join(keys)})"
+            elif rec.get("key") != instance_key(spec.name, spec.uses, rt.version, spec.params_for(combo)):
+                what = "task version changed"
+            else:
+                continue
+            if len(out) < NAMED_CHANGES:
+                out.append(f"{iid}: {what}")
+            else:
+                extra += 1
+        for iid, rec in old.items():
+            if rec.get("task") == spec.name and iid not in seen:
+                if len(out) < NAMED_CHANGES:
+                    out.append(f"{iid}: removed")
+                else:
+                    extra += 1
+    if extra:
+        out.append(f"... and {extra} more")
+    return out
 
 
 @attrs.define
@@ -120,6 +178,9 @@ class ResumePlan:
     todo: dict[str, list[int]]
     values: dict[str, dict[int, dict[str, Any]]]
     kept: dict[str, int]
+    #: per task that receives ``inputs``: the indices of its instances kept ok, which run
+    #: again when the inputs it receives now differ from those of the run
+    kept_ok: dict[str, list[int]] = attrs.field(factory=dict)
 
 
 def plan_resume(recipe: Any, runtimes: list[Any], run: RunDir, *, retry_failed: bool) -> ResumePlan:
@@ -144,6 +205,7 @@ def plan_resume(recipe: Any, runtimes: list[Any], run: RunDir, *, retry_failed: 
             else:
                 kept_values.pop(key, None)
     todo: dict[str, list[int]] = {}
+    kept_ok: dict[str, list[int]] = {}
     values: dict[str, dict[int, dict[str, Any]]] = {}
     kept = dict.fromkeys((*STATUSES, "not_run"), 0)
     again_by_status: dict[str, dict[str, int]] = {}  # per task: the statuses of what runs again
@@ -166,13 +228,18 @@ def plan_resume(recipe: Any, runtimes: list[Any], run: RunDir, *, retry_failed: 
                 kept[status] = kept.get(status, 0) + 1
                 if status == "ok" and key in kept_values:
                     values.setdefault(spec.name, {})[index] = kept_values[key]
+                if status == "ok" and spec.needs and rt.takes_inputs:
+                    kept_ok.setdefault(spec.name, []).append(index)
     # --retry-failed leaves never-run instances alone: a task that needs one of them
     # would get partial inputs, so it stays as it was too (it runs on --resume)
     for name in _downstream(recipe, left_out):
         for status, n in again_by_status.get(name, {}).items():
             kept[status or "not_run"] += n
         todo[name] = []
-    return ResumePlan(todo=todo, values=values, kept=kept)
+    for name in list(kept_ok):
+        if not todo.get(name) and name in _downstream(recipe, left_out):
+            kept_ok.pop(name)
+    return ResumePlan(todo=todo, values=values, kept=kept, kept_ok=kept_ok)
 
 
 def _downstream(recipe: Any, roots: set[str]) -> set[str]:

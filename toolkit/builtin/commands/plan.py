@@ -31,6 +31,15 @@ def toolkit_add_commands(subparsers):
     )
     p.add_argument("-j", "--workers", type=int, metavar="N", help="plan for N workers (as run -j N)")
     p.add_argument("--executor", metavar="NAME", help="plan for this executor (as run --executor)")
+    p.add_argument("--output", metavar="DIR", help="where run directories are (as run --output)")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache", dest="cache", action="store_true", default=None, help="plan as run --cache would run"
+    )
+    cache.add_argument("--no-cache", dest="cache", action="store_false", help="plan as run --no-cache")
+    p.add_argument(
+        "--rerun", action="append", default=[], metavar="TASK", help="plan as run --rerun TASK would run"
+    )
     p.set_defaults(handler=plan_command)
 
 
@@ -50,29 +59,42 @@ def plan_command(args) -> int:
         known = ", ".join(plugins.registries.executors.names())
         raise UsageError(f"unknown executor {args.executor!r} (known: {known})")
     plan = make_plan(recipe, plugins, executor=args.executor)
+    from toolkit.builtin.commands.cache import explain_cache
+
+    cached = explain_cache(recipe, plugins, output=args.output, cache=args.cache, rerun=args.rerun)
     if args.format == "json":
         import json
 
-        print(json.dumps(plan_document(recipe, plan), indent=2, default=str))
+        print(json.dumps(plan_document(recipe, plan, cached), indent=2, default=str))
     else:
-        print_table(recipe, plan)
+        print_table(recipe, plan, cached)
     return 0
 
 
-def instances(spec: Any, limit: int | None) -> list[dict[str, Any]]:
+def instances(spec: Any, limit: int | None, cached: Any = None) -> list[dict[str, Any]]:
     """The first ``limit`` instances of a task (all with None), without expanding the rest;
-    secrets in params masked."""
+    secrets in params masked; with the cache on (``cached``: the task's :class:`TaskCache`),
+    whether each is cached and, when it will run, why."""
     from toolkit.recipe.masking import mask
 
     combos = spec.iter_combos()
     if limit is not None:
         combos = itertools.islice(combos, limit)
     secrets = getattr(spec, "secrets", ())
-    return [{"id": spec.instance_id(c), "params": mask(spec.params_for(c), secrets)} for _, c in combos]
+    out = []
+    for index, combo in combos:
+        row: dict[str, Any] = {"id": spec.instance_id(combo), "params": mask(spec.params_for(combo), secrets)}
+        if cached is not None:
+            why = cached.why.get(index)
+            row["cached"] = why is None
+            row["why"] = why
+        out.append(row)
+    return out
 
 
-def plan_document(recipe: Any, plan: Any) -> dict[str, Any]:
+def plan_document(recipe: Any, plan: Any, cached: dict[str, Any] | None = None) -> dict[str, Any]:
     sampled = plan.total > LIST_LIMIT
+    cached = cached or {}
     tasks = []
     for spec in recipe.tasks:
         entry: dict[str, Any] = {
@@ -81,10 +103,15 @@ def plan_document(recipe: Any, plan: Any) -> dict[str, Any]:
             "count": plan.counts[spec.name],
             "needs": list(spec.needs),
         }
+        info = cached.get(spec.name)
+        if info is not None:
+            entry["run"] = info.run
+            entry["cached"] = info.cached
+            entry["why"] = info.reasons()
         if sampled:
-            entry["sample"] = instances(spec, SAMPLE)
+            entry["sample"] = instances(spec, SAMPLE, info)
         else:
-            entry["instances"] = instances(spec, None)
+            entry["instances"] = instances(spec, None, info)
         tasks.append(entry)
     return {
         "recipe": recipe.name,
@@ -105,12 +132,30 @@ def _params_text(params: dict[str, Any]) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def print_table(recipe: Any, plan: Any) -> None:
+def _cache_text(info: Any) -> str:
+    """``: 1 to run, 15 cached (1 file changed: data/a.csv)``."""
+    if info is None:
+        return ""
+    reasons = info.reasons()
+    why = ", ".join(f"{n} {reason}" for reason, n in list(reasons.items())[:3])
+    if len(reasons) > 3:
+        why += ", ..."
+    return f": {info.run} to run, {info.cached} cached" + (f" ({why})" if why else "")
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    if "cached" not in row:
+        return ""
+    return "cached" if row["cached"] else f"run: {row['why']}"
+
+
+def print_table(recipe: Any, plan: Any, cached: dict[str, Any] | None = None) -> None:
     import sys
 
+    cached = cached or {}
     if sys.stdout.isatty():
         try:
-            return _print_rich(recipe, plan)
+            return _print_rich(recipe, plan, cached)
         except ImportError:  # pragma: no cover - rich is a dependency
             pass
     where = f" ({recipe.path})" if recipe.path else ""
@@ -123,16 +168,26 @@ def print_table(recipe: Any, plan: Any) -> None:
     for spec in recipe.tasks:
         count = plan.counts[spec.name]
         needs = f", after {', '.join(spec.needs)}" if spec.needs else ""
-        print(f"\n{spec.name}: {spec.uses}, {count} instance{'s' if count != 1 else ''}{needs}")
-        rows = instances(spec, TABLE_ROWS)
+        info = cached.get(spec.name)
+        print(
+            f"\n{spec.name}: {spec.uses}, {count} instance{'s' if count != 1 else ''}{needs}"
+            + _cache_text(info)
+        )
+        rows = instances(spec, TABLE_ROWS, info)
         width = max((len(r["id"]) for r in rows), default=0)
+        state = max((len(_row_text(r)) for r in rows), default=0)
         for row in rows:
-            print(f"  {row['id']:<{width}}  {_params_text(row['params'])}".rstrip())
+            if info is not None:
+                print(
+                    f"  {row['id']:<{width}}  {_row_text(row):<{state}}  {_params_text(row['params'])}".rstrip()
+                )
+            else:
+                print(f"  {row['id']:<{width}}  {_params_text(row['params'])}".rstrip())
         if count > len(rows):
             print(f"  ... and {count - len(rows)} more")
 
 
-def _print_rich(recipe: Any, plan: Any) -> None:
+def _print_rich(recipe: Any, plan: Any, cached: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -149,16 +204,22 @@ def _print_rich(recipe: Any, plan: Any) -> None:
         count = plan.counts[spec.name]
         needs = f", after {', '.join(spec.needs)}" if spec.needs else ""
         console.print()
+        info = cached.get(spec.name)
         console.print(
             f"[bold]{escape(spec.name)}[/bold]: {escape(spec.uses)},"
-            f" {count} instance{'s' if count != 1 else ''}{escape(needs)}"
+            f" {count} instance{'s' if count != 1 else ''}{escape(needs)}{escape(_cache_text(info))}"
         )
         table = Table(show_edge=False, box=None, pad_edge=False)
         table.add_column("instance", no_wrap=True, style="cyan")
+        if info is not None:
+            table.add_column("cache")
         table.add_column("params")
-        rows = instances(spec, TABLE_ROWS)
+        rows = instances(spec, TABLE_ROWS, info)
         for row in rows:
-            table.add_row(escape(row["id"]), escape(_params_text(row["params"])))
+            cells = [escape(row["id"]), escape(_params_text(row["params"]))]
+            if info is not None:
+                cells.insert(1, escape(_row_text(row)))
+            table.add_row(*cells)
         if count > len(rows):
-            table.add_row(f"... and {count - len(rows)} more", "")
+            table.add_row(f"... and {count - len(rows)} more", *([""] * (2 if info is not None else 1)))
         console.print(table)

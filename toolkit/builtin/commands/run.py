@@ -46,6 +46,24 @@ def toolkit_add_commands(subparsers):
         help="run again only the failed, timed-out or crashed instances of the latest (or named) run",
     )
     p.add_argument("--force", action="store_true", help="resume even if the recipe's tasks changed")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache",
+        dest="cache",
+        action="store_true",
+        default=None,
+        help="reuse the results of instances whose fingerprint ran ok before (as [run] cache = true)",
+    )
+    cache.add_argument(
+        "--no-cache", dest="cache", action="store_false", help="run every instance; do not use the cache"
+    )
+    p.add_argument(
+        "--rerun",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="run this task's instances even when the cache holds them (repeatable)",
+    )
     p.add_argument("--output", metavar="DIR", help="where run directories go (default: output.dir)")
     p.add_argument(
         "--progress",
@@ -66,7 +84,12 @@ def run_command(args) -> int:
 
     if args.resume and args.retry_failed:
         raise UsageError("use --resume or --retry-failed, not both")
-    recipe, plugins = prepare(args.recipe, overrides=args.overrides, plugins=args.plugin_manager)
+    overrides = list(args.overrides)
+    again = args.resume or args.retry_failed
+    if again:
+        recorded = recorded_overrides(args, again)
+        overrides = recorded + [o for o in overrides if o not in recorded]
+    recipe, plugins = prepare(args.recipe, overrides=overrides, plugins=args.plugin_manager)
     if args.keep_going:
         recipe = attrs.evolve(recipe, run=attrs.evolve(recipe.run, keep_going=True))
     result = execute(
@@ -79,5 +102,27 @@ def run_command(args) -> int:
         retry_failed=args.retry_failed,
         force=args.force,
         reporter=make_reporter(args.progress, args.quiet),
+        cache=args.cache,
+        rerun=args.rerun,
     )
     return result.exit_code
+
+
+def recorded_overrides(args, again) -> list[str]:
+    """The ``--set`` overrides the run to resume was started with (read from its
+    manifest), so that ``--resume`` makes the same instances; [] when there is none
+    to find (the resume then says why)."""
+    from pathlib import Path
+
+    from toolkit.errors import ToolkitError
+    from toolkit.recipe import read_recipe
+    from toolkit.store.rundir import find_run
+
+    try:
+        recipe = read_recipe(args.recipe, overrides=args.overrides)
+        out = Path(args.output if args.output is not None else recipe.output.dir)
+        run = find_run(out, recipe.name, again if isinstance(again, str) else None)
+        found = run.read_manifest().get("overrides") or []
+    except ToolkitError:
+        return []
+    return [str(o) for o in found if isinstance(o, str)]

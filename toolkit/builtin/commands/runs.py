@@ -14,7 +14,14 @@ from toolkit.hookspecs import hookimpl
 DEFAULT_OUTPUT = "runs"
 #: failures `toolkit show` lists unless --all
 SHOW_FAILURES = 20
-_COLOURS = {"succeeded": "32", "failed": "31", "interrupted": "33", "dead": "31", "running": "36"}
+_COLOURS = {
+    "succeeded": "32",
+    "failed": "31",
+    "incomplete": "33",
+    "interrupted": "33",
+    "dead": "31",
+    "running": "36",
+}
 
 
 @hookimpl
@@ -175,10 +182,8 @@ def show_command(args) -> int:
         ("counts", _counts(c)),
         ("directory", str(run.path)),
     ]
-    if entry.status in ("failed", "interrupted", "dead"):
-        recipe = m.get("recipe_path") or "RECIPE"
-        where = "" if Path(args.output) == Path(DEFAULT_OUTPUT) else f" --output {args.output}"
-        lines.append(("resume", f"toolkit run {recipe} --resume {run.run_id}{where}"))
+    if entry.status in ("failed", "interrupted", "dead", "incomplete"):
+        lines.append(("resume", resume_command(m, run.run_id, args.output)))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key:<{width}}  {value}")
@@ -213,6 +218,19 @@ def show_command(args) -> int:
         if head:
             print(f"  {head[0]}")
     return 0
+
+
+def resume_command(m: dict, run_id: str, output: str) -> str:
+    """The command that resumes the run: its recipe, its ``--set`` overrides, where it is."""
+    import shlex
+    from pathlib import Path
+
+    words = ["toolkit", "run", str(m.get("recipe_path") or "RECIPE"), "--resume", run_id]
+    for override in m.get("overrides") or []:
+        words += ["--set", str(override)]
+    if Path(output) != Path(DEFAULT_OUTPUT):
+        words += ["--output", str(output)]
+    return " ".join(w if w == "RECIPE" else shlex.quote(w) for w in words)
 
 
 def _versions(m: dict) -> str:

@@ -1,0 +1,317 @@
+"""The results cache of a recipe: ``<output.dir>/<recipe.name>/cache.db`` (SQLite).
+
+The cache is an index over the recipe's run directories, not a second copy of their
+records: a record is written once, to its run's ``results.jsonl``, as it arrives, and
+the cache says which runs hold the ok records of which task computed under which code
+and upstream values. So writing it costs one row per task and run (plus one row per
+instance for tasks that read or write files), whatever the number of instances, and a
+crash loses nothing of it: the row is written before the task's first instance starts,
+and the records are in ``results.jsonl`` as soon as they arrive.
+
+Tables:
+
+``sources``   (run, task, code, upstream, detail, identity, created): run ``run`` holds
+              ok records of ``task``, computed with code digest ``code`` and upstream
+              digest ``upstream``; ``detail`` says whether ``instances`` has rows for it;
+              ``identity`` is the digest of what decides the task's instances (the
+              manifest's task digest): with the same one, the same instances.
+``instances`` (run, task, key, inputs, files, outputs): per instance of a task with input
+              files or declared outputs: the digest of its input files, each file's
+              digest (JSON ``{path: digest}``) and its outputs (JSON ``[[path, size,
+              mtime_ns, digest], ...]``).
+``files``     (path, size, mtime_ns, inode, digest, checked_ns): the digest cache of
+              :class:`toolkit.store.fingerprint.FileDigests`.
+
+An instance is a hit when a source of its task with the same code and upstream digests
+holds an ok record with its content key (task, uses, version, params) and, for a task
+with files, the same input digest and its outputs still there, unchanged. Sources are
+tried newest first, so a run that was killed half way serves what it finished and an
+older run the rest.
+
+SQLite in WAL mode lets runs of one recipe read and write at once: one writer at a
+time (each waits for the other, up to :data:`BUSY_MS`), transactions short, no fsync
+per transaction (``synchronous = NORMAL``: a crash of the process loses nothing, a
+power loss at most the last transactions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import RunError
+
+CACHE_FILE = "cache.db"
+FORMAT = "1"
+BUSY_MS = 60_000
+#: sources of a task tried per lookup, newest first
+MAX_SOURCES = 8
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS sources (
+    run TEXT NOT NULL, task TEXT NOT NULL, code TEXT NOT NULL, upstream TEXT NOT NULL,
+    detail INTEGER NOT NULL, identity TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (run, task));
+CREATE INDEX IF NOT EXISTS sources_task ON sources (task, created);
+CREATE TABLE IF NOT EXISTS instances (
+    run TEXT NOT NULL, task TEXT NOT NULL, key TEXT NOT NULL, inputs TEXT NOT NULL,
+    files TEXT NOT NULL, outputs TEXT NOT NULL, PRIMARY KEY (run, task, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, digest TEXT,
+    checked_ns INTEGER) WITHOUT ROWID;
+"""
+
+
+def cache_path(output: Path, recipe_name: str) -> Path:
+    return Path(output) / recipe_name / CACHE_FILE
+
+
+class CacheDB:
+    """The cache database of one recipe (see the module's docstring)."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            self._db = None
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)  # each statement is atomic and may run again
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
+        except sqlite3.DatabaseError as exc:
+            raise RunError(f"the cache {self.path} cannot be used: {exc}") from None
+        self._db = db
+
+    @property
+    def exists(self) -> bool:
+        return self._db is not None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> CacheDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------
+    def add_source(
+        self, run: str, task: str, code: str, upstream: str, *, detail: bool, identity: str = ""
+    ) -> None:
+        """Run ``run`` holds (or is about to hold) ok records of ``task``."""
+        with _transaction(self._db) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run, task, code, upstream, int(detail), identity, time.time()),
+            )
+
+    def add_instances(self, run: str, task: str, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        """Rows ``(key, inputs, files, outputs)`` of instances of ``task`` in ``run``."""
+        rows = [(run, task, *row) for row in rows]
+        if not rows:
+            return
+        with _transaction(self._db) as db:
+            db.executemany("INSERT OR REPLACE INTO instances VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def save_files(self, entries: dict[str, tuple[int, int, int, str, int]]) -> None:
+        if not entries:
+            return
+        with _transaction(self._db) as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                [(path, *entry) for path, entry in entries.items()],
+            )
+
+    # -- reading ---------------------------------------------------------------
+    def known_files(self) -> dict[str, tuple[int, int, int, str, int]]:
+        if self._db is None:
+            return {}
+        return {row[0]: tuple(row[1:]) for row in self._db.execute("SELECT * FROM files")}
+
+    def sources(self, task: str, code: str | None = None, upstream: str | None = None) -> list[tuple]:
+        """``(run, code, upstream, detail, identity)`` of the sources of ``task``, newest
+        first; only those with these digests when given."""
+        if self._db is None:
+            return []
+        sql = "SELECT run, code, upstream, detail, identity FROM sources WHERE task = ?"
+        args: list[Any] = [task]
+        if code is not None:
+            sql += " AND code = ?"
+            args.append(code)
+        if upstream is not None:
+            sql += " AND upstream = ?"
+            args.append(upstream)
+        return self._db.execute(sql + " ORDER BY created DESC", args).fetchall()
+
+    def instances(self, run: str, task: str) -> dict[str, tuple[str, str, str]]:
+        """``{key: (inputs, files, outputs)}`` of a source with detail."""
+        if self._db is None:
+            return {}
+        rows = self._db.execute(
+            "SELECT key, inputs, files, outputs FROM instances WHERE run = ? AND task = ?", (run, task)
+        )
+        return {row[0]: row[1:] for row in rows}
+
+    def forget_run(self, run: str) -> None:
+        """Drop a run whose directory is gone."""
+        with _transaction(self._db) as db:
+            db.execute("DELETE FROM sources WHERE run = ?", (run,))
+            db.execute("DELETE FROM instances WHERE run = ?", (run,))
+
+    def summary(self) -> list[tuple[str, int, str | None]]:
+        """``(task, runs, newest run)`` per task."""
+        if self._db is None:
+            return []
+        return self._db.execute(
+            "SELECT task, COUNT(*), (SELECT run FROM sources s2 WHERE s2.task = s.task"
+            " ORDER BY created DESC LIMIT 1) FROM sources s GROUP BY task ORDER BY task"
+        ).fetchall()
+
+    def clear(self, task: str | None = None) -> int:
+        """Forget every source (of ``task``); returns how many were forgotten."""
+        if self._db is None:
+            return 0
+        with _transaction(self._db) as db:
+            if task is None:
+                n = db.execute("DELETE FROM sources").rowcount
+                db.execute("DELETE FROM instances")
+                db.execute("DELETE FROM files")
+            else:
+                n = db.execute("DELETE FROM sources WHERE task = ?", (task,)).rowcount
+                db.execute("DELETE FROM instances WHERE task = ?", (task,))
+        return n
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection | None):
+    """``BEGIN IMMEDIATE`` (take the write lock now, waiting for another writer up to
+    the busy timeout) ... ``COMMIT``, or ``ROLLBACK`` on an error."""
+    if db is None:
+        raise RunError("the cache database is not open")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+# -- the records a source holds --------------------------------------------------
+_KEY = b'", "key": "'
+_OK = b'}, "status": "ok", '
+_CACHED_NULL = b'"cached": null}'
+_KEYS = re.compile(rb'", "key": "([0-9a-f]{20})", "params": ')
+
+
+def ok_lines(results: Path, task: str) -> dict[str, bytes]:
+    """``{content key: line}`` of the ok records of ``task`` in a ``results.jsonl`` (the
+    last record of a key wins; a torn last line is passed over). Lines are found by
+    their fixed layout, not decoded: the key follows the task and the instance, both
+    JSON strings, in which ``", "`` cannot occur unescaped."""
+    try:
+        with open(results, "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    head = b'{"task": ' + json.dumps(task, ensure_ascii=False).encode() + b", "
+    end = data.rfind(b"\n") + 1  # a torn last line is no record
+    data = data[:end] if end < len(data) else data
+    lines = data.split(b"\n")
+    lines.pop()  # what follows the last newline
+    n = len(lines)
+    if (
+        data.startswith(head)
+        and data.count(b"\n" + head) == n - 1
+        and data.count(_OK) == n
+        and data.count(_KEY) == n
+    ):
+        # the usual file of a one-task recipe, all ok: the keys in one pass
+        keys = _KEYS.findall(data)
+        if len(keys) == n:
+            return dict(zip(b" ".join(keys).decode().split(" "), lines, strict=True))
+    out: dict[str, bytes] = {}
+    find = bytes.find
+    for line in lines:
+        if not line.startswith(head):
+            if line.strip() and not line.startswith(b'{"task": '):
+                _slow_line(line, task, out)
+            continue
+        i = find(line, _KEY)
+        if i < 0 or not line.endswith(b"}"):
+            _slow_line(line, task, out)
+            continue
+        if find(line, _OK, i) >= 0:
+            out[line[i + 11 : i + 31].decode()] = line
+        else:
+            out.pop(line[i + 11 : i + 31].decode(), None)
+    return out
+
+
+def _slow_line(line: bytes, task: str, out: dict[str, bytes]) -> None:
+    try:
+        rec = json.loads(line)
+        key = rec["key"]
+    except (ValueError, KeyError, TypeError):
+        return
+    if rec.get("task") != task:
+        return
+    if rec.get("status") == "ok":
+        out[key] = line
+    else:
+        out.pop(key, None)
+
+
+def mark_all_cached(lines: list[bytes], run: bytes) -> bytes:
+    """The lines, newline-terminated, each marked by :func:`mark_cached` (one pass over
+    the joined text where every line says ``"cached": null``, as records of this
+    version do)."""
+    if not lines:
+        return b""
+    blob = b"\n".join(lines) + b"\n"
+    if blob.count(b'"cached": null}\n') == len(lines):
+        return blob.replace(b'"cached": null}\n', b'"cached": ' + run + b"}\n")
+    return b"\n".join([mark_cached(line, run) for line in lines]) + b"\n"
+
+
+def mark_cached(line: bytes, run: bytes) -> bytes:
+    """The record ``line`` with ``cached`` naming ``run`` (a JSON string, quoted), unless
+    it already names the run it was first computed in."""
+    if line.endswith(_CACHED_NULL):
+        return line[:-5] + run + b"}"
+    if b'"cached": ' in line[-120:]:
+        return line
+    return line[:-1] + b', "cached": ' + run + b"}"
+
+
+def outputs_unchanged(outputs: str, digests: Any) -> str | None:
+    """None when every output of a cached instance is there as it was written; else the
+    first path that is missing or changed, as ``"output missing: PATH"`` or
+    ``"output changed: PATH"``."""
+    if not outputs or outputs == "[]":
+        return None
+    for path, size, mtime_ns, digest in json.loads(outputs):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return f"output missing: {path}"
+        if st.st_size == size and st.st_mtime_ns == mtime_ns:
+            continue
+        if digests.digest(path, output=True) != digest:
+            return f"output changed: {path}"
+    return None
