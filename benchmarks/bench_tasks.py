@@ -43,6 +43,11 @@ def item(i: int) -> float:
     return i * 1.2345
 
 
+def size(path: str, root: str = "") -> int:
+    """The size of a file (relative to ``root``): one instance per input file."""
+    return os.path.getsize(os.path.join(root, path))
+
+
 def _status_mib(field: str) -> float:
     try:
         with open("/proc/self/status") as f:
@@ -56,7 +61,7 @@ def _status_mib(field: str) -> float:
 
 @toolkit.hookimpl
 def toolkit_register_tasks(registry):
-    for func in (square, noop, burn, item):
+    for func in (square, noop, burn, item, size):
         registry.add(func, name=f"bench.{func.__name__}")
 
 

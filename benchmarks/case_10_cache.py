@@ -57,8 +57,8 @@ executor = "pool"
 workers = 2
 [[task]]
 name = "size"
-uses = "bench.noop"
-params = {{ i = 0 }}
+uses = "bench.size"
+params = {{ root = "${{recipe.dir}}" }}
 matrix = {{ path = {{ glob = "data/*.txt" }} }}
 """
 

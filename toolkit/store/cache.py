@@ -284,8 +284,11 @@ def mark_all_cached(lines: list[bytes], run: bytes) -> bytes:
     if not lines:
         return b""
     blob = b"\n".join(lines) + b"\n"
-    if blob.count(b'"cached": null}\n') == len(lines):
+    nulls = blob.count(b'"cached": null}\n')
+    if nulls == len(lines):
         return blob.replace(b'"cached": null}\n', b'"cached": ' + run + b"}\n")
+    if nulls == 0 and blob.count(b'"}\n') == len(lines):
+        return blob  # every line ends with a string: the run it was first computed in
     return b"\n".join([mark_cached(line, run) for line in lines]) + b"\n"
 
 

@@ -131,8 +131,8 @@ def explain_cache(
     import json
     from pathlib import Path
 
-    from toolkit.api import _task_runtimes, cache_tasks
     from toolkit.execution.plan import stages_of
+    from toolkit.execution.run import cache_tasks, task_runtimes
     from toolkit.store.cache import CacheDB, cache_path
     from toolkit.store.fingerprint import inputs_of
     from toolkit.store.incremental import RunCache
@@ -143,7 +143,7 @@ def explain_cache(
     out = Path(output if output is not None else recipe.output.dir)
     db = CacheDB(cache_path(out, recipe.name), create=False)
     run_cache = RunCache(db, out / recipe.name, None, base_dir=getattr(recipe, "base_dir", None))
-    runtimes = {rt.spec.name: rt for rt in _task_runtimes(recipe, plugins)}
+    runtimes = {rt.spec.name: rt for rt in task_runtimes(recipe, plugins)}
     result: dict[str, TaskCache] = {}
     values: dict[str, dict[int, dict[str, Any]] | None] = {}  # None: some instance runs
     try:
