@@ -217,7 +217,12 @@ def run_command(
     True when it exits 0; a command still going after ``timeout`` is killed."""
     import signal
 
-    env = {k: v for k, v in os.environ.items() if k not in ("TOOLKIT_RUN_ID", "TOOLKIT_SCHEDULED_FOR")}
+    # not the run's own identity: a command that starts `toolkit run` starts a new run
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TOOLKIT_RUN_ID", "TOOLKIT_SCHEDULED_FOR", "TOOLKIT_RUN_TOKEN")
+    }
     run_dir = Path(run_dir).resolve()
     env.update(
         TOOLKIT_RUN_DIR=str(run_dir),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from toolkit.report.html import REPORT, write_report
-from toolkit.store.rundir import RESULTS, atomic_write
+from toolkit.store.rundir import RESULTS
 
 #: results.jsonl bytes a report is written from per second (measured on a loaded 2-core
 #: machine: 31 MB in 1.1 s; see benchmarks case 9)
@@ -61,8 +61,11 @@ def write_after_run(run_dir: str | os.PathLike[str], run_seconds: float) -> str:
         when=time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
         run_dir=html.escape(str(run_dir)),
     )
-    # first the placeholder, then the writer, which replaces it (atomically) when done
-    atomic_write(run_dir / REPORT, page.encode())
+    # first the placeholder, then the writer, which replaces it (atomically) when done;
+    # no fsync for a page that lives a few seconds
+    tmp = run_dir / f".{REPORT}.pending"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, run_dir / REPORT)
     # through a shell that puts the writer in the background and exits at once: the
     # writer is nobody's child then (no zombie in a long-lived process, such as a
     # notebook that calls toolkit.run), and outside the run's session
@@ -76,6 +79,8 @@ def write_after_run(run_dir: str | os.PathLike[str], run_seconds: float) -> str:
                 str(run_dir.resolve()),
             ],
             stdin=subprocess.DEVNULL,
+            # not marked as a process of the run: nothing that cleans up after the run ends it
+            env={k: v for k, v in os.environ.items() if k != "TOOLKIT_RUN_TOKEN"},
             start_new_session=True,
             close_fds=True,
             check=True,

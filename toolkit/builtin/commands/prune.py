@@ -25,7 +25,7 @@ def prune_command(args) -> int:
         where = output / args.recipe if args.recipe else output
         print(f"no runs in {where}")
         return 0
-    deleted = kept = 0
+    deleted = kept = pruned = 0
     verb = "would delete" if args.dry_run else "deleted"
     for base in bases:
         keep = args.keep if args.keep is not None else keep_of(base)
@@ -33,6 +33,7 @@ def prune_command(args) -> int:
             print(f"{base.name}: keeps every run (its recipe has no [output] keep; --keep N prunes it)")
             continue
         result = prune(base, keep, dry_run=args.dry_run)
+        pruned += 1
         for path in result.deleted:
             print(f"{verb} {path}")
         for path, why in result.spared:
@@ -41,5 +42,6 @@ def prune_command(args) -> int:
             print(f"could not delete {path}: {why}")
         deleted += len(result.deleted)
         kept += len(result.kept) + len(result.spared) + len(result.failed)
-    print(f"{verb} {deleted} run director{'y' if deleted == 1 else 'ies'}, kept {kept}")
+    if pruned:
+        print(f"{verb} {deleted} run director{'y' if deleted == 1 else 'ies'}, kept {kept}")
     return 0
