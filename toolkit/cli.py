@@ -12,10 +12,13 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from toolkit.errors import ExitCode, ToolkitError
+from toolkit.errors import ExitCode, PluginError, ToolkitError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
+
+    from toolkit.manager import Plugins
 
 PROG = "toolkit"
 
@@ -99,7 +102,88 @@ class _UsageExit(Exception):
     pass
 
 
-def build_parser(plugins) -> argparse.ArgumentParser:
+def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
+    """The parser, with the subcommands plugins add. A plugin whose
+    ``toolkit_add_commands`` raises, or adds a name another plugin loaded before it
+    added, is named in a warning and left out (the parser is built again without it),
+    so that every other command, ``--help`` and ``--version`` keep working."""
+    from toolkit.hookcalls import culprit
+
+    hook = "toolkit_add_commands"
+    left_out: list[object] = []
+    while True:
+        parser, subparsers = _new_parser(plugins)
+        caller = (
+            plugins.pm.subset_hook_caller(hook, left_out)
+            if left_out
+            else plugins.pm.hook.toolkit_add_commands
+        )
+        try:
+            caller(subparsers=subparsers)
+        except Exception as exc:
+            name = culprit(plugins.pm, hook, exc)
+            plugin = plugins.pm.get_plugin(name) if name is not None else None
+            if plugin is None or plugin in left_out:
+                raise PluginError(name, hook, exc) from exc
+            left_out.append(plugin)
+            plugins.hook_failed(name, hook, exc)  # type: ignore[arg-type]
+            continue
+        losers = subparsers.losers()
+        if not losers:
+            break
+        for name, message in losers.items():
+            left_out.append(plugins.pm.get_plugin(name))
+            plugins.hook_failed(name, hook, UsageError(message))
+    plugins.commands = dict(subparsers.added)  # for `toolkit plugins -v`
+    # list the subcommands in a stable, alphabetical order in --help
+    subparsers._choices_actions.sort(key=lambda a: a.dest)
+    return parser
+
+
+class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """What ``toolkit_add_commands`` receives: ``add_parser`` gives each subcommand the
+    common options, and notes which plugin adds which name; a name (or alias) that a
+    plugin loaded earlier adds too is not added twice (the later plugin is refused)."""
+
+    common: argparse.ArgumentParser
+    owners: dict[Any, str]
+    order: dict[str, int]
+    added: dict[str, str]
+    clashes: dict[str, str]
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:  # type: ignore[override]
+        kwargs.setdefault("parents", [self.common])
+        kwargs.setdefault("description", kwargs.get("help"))
+        plugin = self._adding()
+        for taken in (name, *kwargs.get("aliases", ())):
+            other = self.added.get(taken)
+            if other is None or other == plugin:
+                continue
+            # pluggy calls the plugin loaded last first: the one loaded first keeps the name
+            early, late = sorted((other, plugin), key=lambda p: self.order.get(p, len(self.order)))
+            self.clashes[late] = f"subcommand {taken!r} is already added by plugin {early!r}"
+            return _Parser(prog=f"{PROG} {name}")  # a stand-in: the parser is built again
+        for taken in (name, *kwargs.get("aliases", ())):
+            self.added[taken] = plugin
+        return super().add_parser(name, **kwargs)
+
+    def _adding(self) -> str:
+        frame = sys._getframe(2)
+        while frame is not None:
+            found = self.owners.get(frame.f_code)
+            if found is not None:
+                return found
+            frame = frame.f_back  # type: ignore[assignment]
+        return ""
+
+    def losers(self) -> dict[str, str]:
+        return dict(self.clashes)
+
+
+def _new_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, _Subcommands]:
+    from toolkit import __version__
+    from toolkit.hookcalls import impl_codes
+
     common = common_options()
     parser = _Parser(
         prog=PROG,
@@ -107,43 +191,42 @@ def build_parser(plugins) -> argparse.ArgumentParser:
         parents=[common],
         epilog="Exit codes: 0 all succeeded, 1 a task failed, 2 bad usage or recipe, 130 interrupted.",
     )
-    from toolkit import __version__
-
     parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
+    parser.register("action", "parsers", _Subcommands)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    subparsers.common = common  # type: ignore[attr-defined]  # for toolkit_add_commands impls
-
-    original = subparsers.add_parser
-
-    def add_parser(name, **kwargs):
-        kwargs.setdefault("parents", [common])
-        kwargs.setdefault("description", kwargs.get("help"))
-        return original(name, **kwargs)
-
-    subparsers.add_parser = add_parser  # type: ignore[method-assign]
-    plugins.hook.toolkit_add_commands(subparsers=subparsers)
-    # list the subcommands in a stable, alphabetical order in --help
-    subparsers._choices_actions.sort(key=lambda a: a.dest)
-    return parser
+    assert isinstance(subparsers, _Subcommands)
+    subparsers.common = common  # for toolkit_add_commands impls
+    subparsers.owners = impl_codes(plugins.pm, "toolkit_add_commands")
+    subparsers.order = {info.name: i for i, info in enumerate(plugins.infos)}
+    subparsers.added = {}
+    subparsers.clashes = {}
+    return parser, subparsers
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -> int:
+    """Run the command line; return the exit code (never ``sys.exit``). ``plugins``: a
+    loaded plugin manager to use instead of one built from ``-p`` and the environment
+    (``toolkit.testing`` passes one; ``-p`` options still load onto it)."""
     from toolkit.streams import best_effort_stdio, ensure_standard_fds
 
     ensure_standard_fds()
     # printing is best effort: a closed pipe or a full disk behind stdout never stops a
     # command or changes its exit code (toolkit.streams)
     with best_effort_stdio():
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        return _main(list(sys.argv[1:] if argv is None else argv), plugins)
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], given: Plugins | None = None) -> int:
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
     try:
         from toolkit.manager import LoadSpec, Plugins
 
         load = LoadSpec.from_environment(preparse_plugins(argv))
-        plugins = Plugins(load).load_all()
+        if given is None:
+            plugins = Plugins(load).load_all()
+        else:
+            plugins = given
+            plugins.load_options(load.options)
         parser = build_parser(plugins)
         try:
             args = parser.parse_args(argv)
@@ -157,7 +240,10 @@ def _main(argv: list[str]) -> int:
             parser.print_help()
             return ExitCode.USAGE
         args.plugin_manager = plugins
-        return int(handler(args))
+        code = handler(args)
+        # a handler that returns nothing succeeded (as a function that returns None does
+        # for sys.exit)
+        return ExitCode.OK if code is None else int(code)
     except ToolkitError as exc:
         if verbose:
             import traceback

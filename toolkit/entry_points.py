@@ -30,18 +30,31 @@ class _Unusual(Exception):
 
 
 class EntryPoint:
-    """An entry point: ``name = value`` of a group, and the version of its distribution."""
+    """An entry point: ``name = value`` of a group, and the name and version of its
+    distribution."""
 
-    __slots__ = ("_folder", "_version", "group", "name", "value")
+    __slots__ = ("_folder", "_version", "distribution", "group", "name", "value")
 
     def __init__(
-        self, name: str, value: str, group: str, folder: str | None = None, version: str | None = None
+        self,
+        name: str,
+        value: str,
+        group: str,
+        folder: str | None = None,
+        version: str | None = None,
+        distribution: str | None = None,
     ) -> None:
         self.name = name
         self.value = value
         self.group = group
         self._folder = folder
         self._version = version
+        if distribution is None and folder is not None:
+            # ``toolkit_dask-0.1.0.dist-info``: the name is what comes before the first "-"
+            distribution = os.path.basename(folder).split("-", 1)[0]
+            for suffix in _INFO_SUFFIXES:
+                distribution = distribution.removesuffix(suffix)
+        self.distribution = distribution
 
     def __repr__(self) -> str:
         return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
@@ -173,6 +186,12 @@ def entry_points(group: str) -> list[EntryPoint]:
         from importlib import metadata
 
         return [
-            EntryPoint(ep.name, ep.value, ep.group, version=ep.dist.version if ep.dist else None)
+            EntryPoint(
+                ep.name,
+                ep.value,
+                ep.group,
+                version=ep.dist.version if ep.dist else None,
+                distribution=ep.dist.name if ep.dist else None,
+            )
             for ep in metadata.entry_points(group=group)
         ]

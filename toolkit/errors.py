@@ -113,4 +113,11 @@ class PluginError(ToolkitError):
         self.hook = hook
         self.exc = exc
         who = f"plugin {plugin!r}" if plugin else "a plugin"
-        super().__init__(f"{who} failed in {hook}: {type(exc).__name__}: {exc}")
+        super().__init__(f"{who} {self.failure}")
+
+    @property
+    def failure(self) -> str:
+        """``failed in toolkit_HOOK: ...``, without the plugin's name."""
+        exc = self.exc
+        what = str(exc) if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {exc}"
+        return f"failed in {self.hook}: {what}"

@@ -20,7 +20,7 @@ from collections import namedtuple
 from types import ModuleType
 
 from toolkit.entry_points import entry_points
-from toolkit.errors import PluginError, PluginLoadError, ToolkitError
+from toolkit.errors import PluginError, PluginLoadError, TaskRegistrationError, ToolkitError, UsageError
 from toolkit.plugin_files import import_file_plugin, is_file_plugin, plugin_name
 
 #: typing.TYPE_CHECKING without importing typing: worker processes import this module
@@ -105,7 +105,7 @@ class LoadSpec(
 class PluginInfo:
     """What ``toolkit plugins`` shows about one plugin."""
 
-    __slots__ = ("error", "hooks", "module", "name", "source", "version")
+    __slots__ = ("distribution", "error", "file", "hooks", "module", "name", "source", "version")
 
     def __init__(
         self,
@@ -115,6 +115,7 @@ class PluginInfo:
         module: str | None = None,
         hooks: list[str] | None = None,
         error: str | None = None,
+        distribution: str | None = None,
     ) -> None:
         self.name = name
         self.source = source
@@ -122,6 +123,9 @@ class PluginInfo:
         self.module = module
         self.hooks: list[str] = [] if hooks is None else hooks
         self.error = error
+        #: the distribution that installed it (entry points), and the file it was read from
+        self.distribution = distribution
+        self.file: str | None = None
 
     def __repr__(self) -> str:
         return f"PluginInfo(name={self.name!r}, source={self.source!r}, error={self.error!r})"
@@ -188,6 +192,13 @@ class Plugins:
         self.pm = new_plugin_manager()
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
+        #: every plugin name seen while loading (blocked ones too), and entry points'
+        #: names by distribution: for the -p no:NAME check
+        self._named: dict[str, None] = {}
+        self._distributions: dict[str, str] = {}
+        self._blocked_checked = False
+        #: the subcommands of the command line, by the plugin that added each
+        self.commands: dict[str, str] = {}
         self._warn = warn
         self._registries: Registries | None = None
         for name in load.blocked:
@@ -232,11 +243,15 @@ class Plugins:
             self._fail(info, exc)
             return
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-        info.module = getattr(plugin, "__name__", None)
+        info.module = getattr(plugin, "__name__", None) or type(plugin).__module__
+        info.file = getattr(plugin, "__file__", None) or getattr(
+            sys.modules.get(info.module), "__file__", None
+        )
         self.infos.append(info)
 
     def load_spec(self, spec: str, source: str) -> None:
         name = plugin_name(spec)
+        self._named[name] = None
         info = PluginInfo(name=name, source=source)
         if self.pm.is_blocked(name):
             return
@@ -265,10 +280,15 @@ class Plugins:
     def load_entry_points(self) -> None:
         seen: set[str] = set()
         for ep in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
+            self._named[ep.name] = None
+            if ep.distribution:
+                self._distributions.setdefault(ep.distribution, ep.name)
             if ep.name in seen or self.pm.is_blocked(ep.name):
                 continue
             seen.add(ep.name)
-            info = PluginInfo(name=ep.name, source="entry point", version=ep.version)
+            info = PluginInfo(
+                name=ep.name, source="entry point", version=ep.version, distribution=ep.distribution
+            )
             try:
                 plugin = ep.load()
             except Exception as exc:
@@ -287,6 +307,33 @@ class Plugins:
         self.load_recipe_plugins(self.load.recipe)
         return self
 
+    def _check_blocked(self) -> None:
+        """Warn about ``-p no:NAME`` that blocks nothing (a typo, a distribution's name)."""
+        named = {name: None for name, _ in BUILTIN_PLUGINS} | self._named
+        unknown = [name for name in self.load.blocked if name not in named]
+        if unknown and not self.load.autoload:  # the entry points were not looked at
+            for ep in entry_points(ENTRY_POINT_GROUP):
+                named[ep.name] = None
+                if ep.distribution:
+                    self._distributions.setdefault(ep.distribution, ep.name)
+        for name in unknown:
+            if name in named:
+                continue
+            dist = self._distributions.get(name) or self._distributions.get(name.replace("-", "_"))
+            if dist is not None:
+                hint = f"; {name!r} is a distribution: its plugin is named {dist!r} (-p no:{dist})"
+            else:
+                hint = "; `toolkit plugins` lists their names"
+            self.warn(f"-p no:{name}: no plugin is named {name!r}{hint}")
+
+    def load_options(self, specs: Iterable[str]) -> None:
+        """Load ``-p`` plugins onto a manager already loaded (workers get their files too)."""
+        specs = tuple(specs)
+        for spec in specs:
+            self.load_spec(spec, "-p")
+        self.load = self.load._replace(options=(*self.load.options, *specs))
+        self._registries = None
+
     def load_recipe_plugins(self, specs: Iterable[str]) -> None:
         specs = tuple(specs)
         for spec in specs:
@@ -302,6 +349,9 @@ class Plugins:
         if self._registries is None:
             from toolkit.registry import Registries
 
+            if not self._blocked_checked:  # once the recipe's plugins are loaded too
+                self._blocked_checked = True
+                self._check_blocked()
             regs = Registries()
             self._register("toolkit_register_tasks", regs.tasks)
             self._register("toolkit_register_executors", regs.executors)
@@ -315,6 +365,7 @@ class Plugins:
         from toolkit.hookcalls import culprit, impl_codes
 
         left_out: list[object] = []
+        registry.order = {info.name: i for i, info in enumerate(self.infos)}
         while True:
             registry.clear()
             # registry.add finds the plugin that calls it among these (see Registry.add)
@@ -335,14 +386,20 @@ class Plugins:
                 continue
             finally:
                 registry.owners = {}
-            return
+            losers = {c.loser: c for c in registry.clashes if c.loser is not None}
+            if not losers:
+                return
+            for name, clash in losers.items():
+                left_out.append(self.pm.get_plugin(name) or name)
+                self.hook_failed(name, hook_name, TaskRegistrationError(clash.message))
 
     def hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
         """Note that ``plugin`` failed in ``hook_name`` (``toolkit plugins`` shows it) and warn."""
+        error = PluginError(plugin, hook_name, exc)
         info = self.info(plugin)
         if info is not None:
-            info.error = _describe(exc)
-        self.warn(str(PluginError(plugin, hook_name, exc)))
+            info.error = error.failure
+        self.warn(error.message)
         if os.environ.get("TOOLKIT_DEBUG"):
             import traceback
 
@@ -358,8 +415,16 @@ class Plugins:
             if name == "builtin.executors":
                 break
             chosen = call_plugin(self.pm, "toolkit_choose_executor", name, recipe=recipe, plan=plan)
-            if chosen:
-                return chosen, name
+            if not chosen:
+                continue
+            known = self.registries.executors
+            if chosen not in known:
+                problem = UsageError(
+                    f"it chose executor {chosen!r}, which no plugin registered"
+                    f" (known: {', '.join(known.names())})"
+                )
+                raise PluginError(name, "toolkit_choose_executor", problem)
+            return chosen, name
         return None
 
     def call(self, hook_name: str, /, **kwargs: Any) -> Any:

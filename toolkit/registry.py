@@ -53,25 +53,38 @@ def unsendable_reason(func: Callable[..., Any]) -> str | None:
 
 class _Info:
     """A registered thing's record (plain slotted classes: attrs costs ~10 ms to import,
-    and these are built at every start that loads plugins)."""
+    and these are built at every start that loads plugins). ``plugin`` registered it;
+    ``replace`` says it may replace an entry of the same name from a plugin loaded
+    earlier, and ``replaces`` names that plugin when it did."""
 
-    __slots__ = ()
+    __slots__ = ("name", "plugin", "replace", "replaces")
+
+    def __init__(self, name: str, plugin: str | None, replace: bool) -> None:
+        self.name = name
+        self.plugin = plugin
+        self.replace = replace
+        self.replaces: str | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, plugin={self.plugin!r})"  # type: ignore[attr-defined]
+        return f"{type(self).__name__}(name={self.name!r}, plugin={self.plugin!r})"
 
 
 class TaskInfo(_Info):
     """A registered task: a plain function plus what the toolkit knows about it."""
 
-    __slots__ = ("func", "name", "plugin", "version")
+    __slots__ = ("func", "version")
 
     def __init__(
-        self, *, name: str, func: Callable[..., Any], plugin: str | None = None, version: str | None = None
+        self,
+        *,
+        name: str,
+        func: Callable[..., Any],
+        plugin: str | None = None,
+        version: str | None = None,
+        replace: bool = False,
     ) -> None:
-        self.name = name
+        super().__init__(name, plugin, replace)
         self.func = func
-        self.plugin = plugin
         self.version = version
 
     @property
@@ -112,6 +125,26 @@ class TaskInfo(_Info):
         return problems
 
 
+class Clash:
+    """A name registered by two plugins, neither replacing the other: ``loser`` (the
+    one registered later, as plugins load) is refused."""
+
+    __slots__ = ("kind", "loser", "name", "winner")
+
+    def __init__(self, kind: str, name: str, winner: str | None, loser: str | None) -> None:
+        self.kind = kind
+        self.name = name
+        self.winner = winner
+        self.loser = loser
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.kind} {self.name!r} is already registered by plugin {self.winner!r};"
+            " pass replace=True to replace it"
+        )
+
+
 class _Registry:
     kind = "entry"
 
@@ -122,9 +155,15 @@ class _Registry:
         #: the code of each implementation of the hook being called, by plugin name: set
         #: by the plugin manager for the call
         self.owners: dict[CodeType, str] = {}
+        #: the plugins in the order they were loaded (built-ins first): on a clash, the
+        #: earlier one keeps the name
+        self.order: dict[str, int] = {}
+        #: names two plugins registered without ``replace=True``
+        self.clashes: list[Clash] = []
 
     def clear(self) -> None:
         self._entries.clear()
+        self.clashes.clear()
 
     def plugin_adding(self) -> str | None:
         """The plugin whose hook implementation adds an entry now: the nearest caller
@@ -157,8 +196,22 @@ class _Registry:
     def _put(self, name: str, entry: Any) -> None:
         if not isinstance(name, str) or not name:
             raise TaskRegistrationError(f"{self.kind} names must be non-empty strings, got {name!r}")
-        # a later plugin may replace an earlier one (built-ins are registered first)
-        self._entries[name] = entry
+        old = self._entries.get(name)
+        if old is None or old.plugin == entry.plugin:
+            self._entries[name] = entry
+            return
+        # pluggy calls the last loaded plugin first: who keeps the name depends on the
+        # order the plugins were loaded in, not on the order of the calls
+        late, early = (entry, old) if self._rank(entry.plugin) >= self._rank(old.plugin) else (old, entry)
+        if late.replace:
+            late.replaces = early.plugin
+            self._entries[name] = late
+        else:
+            self._entries[name] = early
+            self.clashes.append(Clash(self.kind, name, early.plugin, late.plugin))
+
+    def _rank(self, plugin: str | None) -> int:
+        return self.order.get(plugin or "", len(self.order))
 
 
 class TaskRegistry(_Registry):
@@ -167,14 +220,26 @@ class TaskRegistry(_Registry):
     kind = "task"
 
     def add(
-        self, func: Callable[..., Any], *, name: str | None = None, version: str | None = None
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        replace: bool = False,
     ) -> Callable[..., Any]:
+        """Register ``func`` as task ``name`` (default: its ``__name__``). ``version``
+        enters every instance's content key; ``replace=True`` replaces a task of that
+        name from a plugin loaded earlier (a built-in's included), which is otherwise
+        an error. Returns ``func``."""
         reason = unsendable_reason(func)
         if reason is not None:
             shown = name or getattr(func, "__qualname__", repr(func))
             raise TaskRegistrationError(f"task {shown!r} refused: {reason}")
         name = name or func.__name__
-        self._put(name, TaskInfo(name=name, func=func, plugin=self.plugin_adding(), version=version))
+        self._put(
+            name,
+            TaskInfo(name=name, func=func, plugin=self.plugin_adding(), version=version, replace=replace),
+        )
         return func
 
     def get(self, name: str) -> TaskInfo:
@@ -184,7 +249,7 @@ class TaskRegistry(_Registry):
 class ExecutorInfo(_Info):
     """An executor: ``factory(context) -> Executor``; ``check_options(table) -> [problems]``."""
 
-    __slots__ = ("check_options", "doc", "factory", "name", "plugin")
+    __slots__ = ("check_options", "doc", "factory")
 
     def __init__(
         self,
@@ -194,12 +259,12 @@ class ExecutorInfo(_Info):
         check_options: Callable[[Mapping[str, Any]], list[str]] | None = None,
         doc: str = "",
         plugin: str | None = None,
+        replace: bool = False,
     ) -> None:
-        self.name = name
+        super().__init__(name, plugin, replace)
         self.factory = factory
         self.check_options = check_options
         self.doc = doc
-        self.plugin = plugin
 
 
 class ExecutorRegistry(_Registry):
@@ -212,7 +277,13 @@ class ExecutorRegistry(_Registry):
         *,
         check_options: Callable[[Mapping[str, Any]], list[str]] | None = None,
         doc: str = "",
+        replace: bool = False,
     ) -> None:
+        """Register executor ``name``: ``factory(context)`` returns an
+        :class:`~toolkit.execution.api.Executor`; ``check_options(table)`` returns the
+        problems of the recipe's ``[executor.NAME]`` table; ``doc`` (default: the
+        factory's first doc line) is shown by ``toolkit plan``; ``replace``: see
+        :meth:`TaskRegistry.add`."""
         self._put(
             name,
             ExecutorInfo(
@@ -221,6 +292,7 @@ class ExecutorRegistry(_Registry):
                 check_options=check_options,
                 doc=doc or _first_doc_line(factory),
                 plugin=self.plugin_adding(),
+                replace=replace,
             ),
         )
 
@@ -231,25 +303,37 @@ class ExecutorRegistry(_Registry):
 class SinkInfo(_Info):
     """A result sink: ``factory(run_dir, recipe) -> Sink``."""
 
-    __slots__ = ("doc", "factory", "name", "plugin")
+    __slots__ = ("doc", "factory")
 
     def __init__(
-        self, *, name: str, factory: Callable[..., Any], doc: str = "", plugin: str | None = None
+        self,
+        *,
+        name: str,
+        factory: Callable[..., Any],
+        doc: str = "",
+        plugin: str | None = None,
+        replace: bool = False,
     ) -> None:
-        self.name = name
+        super().__init__(name, plugin, replace)
         self.factory = factory
         self.doc = doc
-        self.plugin = plugin
 
 
 class SinkRegistry(_Registry):
     kind = "sink"
 
-    def add(self, name: str, factory: Callable[..., Any], *, doc: str = "") -> None:
+    def add(self, name: str, factory: Callable[..., Any], *, doc: str = "", replace: bool = False) -> None:
+        """Register sink ``name``: ``factory(run_dir, recipe)`` returns a
+        :class:`~toolkit.store.sinks.Sink` (it may also take ``options``, the recipe's
+        ``[output.NAME]`` table); ``replace``: see :meth:`TaskRegistry.add`."""
         self._put(
             name,
             SinkInfo(
-                name=name, factory=factory, doc=doc or _first_doc_line(factory), plugin=self.plugin_adding()
+                name=name,
+                factory=factory,
+                doc=doc or _first_doc_line(factory),
+                plugin=self.plugin_adding(),
+                replace=replace,
             ),
         )
 

@@ -142,7 +142,7 @@ def test_a_hook_that_raises_while_registering_is_skipped(tmp_path, capsys):
     plugins = make_plugin_manager(LoadSpec(autoload=False, options=(str(plugin),)))
     assert "raising.ok" not in plugins.registries.tasks  # rolled back
     assert "shell" in plugins.registries.tasks
-    assert plugins.info("raising_plugin").error == "KeyError: 'halfway'"
+    assert plugins.info("raising_plugin").error == "failed in toolkit_register_tasks: KeyError: 'halfway'"
     assert "raising_plugin" in capsys.readouterr().err
     del sys.modules["raising_plugin"]
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import tomllib
 
 import pytest
 
 import toolkit
 from toolkit.api import execute, prepare
 from toolkit.builtin.sinks import CsvSink, JsonlSink, csv_row, order_columns
+from toolkit.errors import PluginError
 from toolkit.store.sinks import Collector, RecordBatch, atomic_output
 
 
@@ -148,17 +151,17 @@ class _Broken(_Memory):
         raise OSError("disk on fire")
 
 
-def test_collector_drops_a_failing_sink_and_goes_on():
+def test_collector_stops_at_a_failing_sink_and_names_its_plugin():
     primary, broken, other = _Memory(), _Broken(), _Memory()
-    warnings = []
-    collector = Collector([primary, broken, other], names=["jsonl", "broken", "other"], warn=warnings.append)
-    collector.write(batch(rec(1, 1)).jsonl, 1)
-    collector.write(batch(rec(2, 2), rec(3, 3)).jsonl, 2)
-    collector.close("succeeded")
-    assert primary.batches == [1, 2] and other.batches == [1, 2]
-    assert broken.closed == "failed" and primary.closed == "succeeded"
-    assert collector.dropped == ["broken"] and collector.records == 3
-    assert len(warnings) == 1 and "'broken'" in warnings[0] and "disk on fire" in warnings[0]
+    collector = Collector(
+        [primary, broken, other], names=["jsonl", "broken", "other"], plugins=["builtin.sinks", "fire", "x"]
+    )
+    message = "plugin 'fire' failed in sink 'broken' (writing): OSError: disk on fire"
+    with pytest.raises(PluginError, match=re.escape(message)):
+        collector.write(batch(rec(1, 1)).jsonl, 1)
+    assert primary.batches == [1]  # the primary sink has the records already
+    collector.close("failed")
+    assert (primary.closed, broken.closed, other.closed) == ("failed", "failed", "failed")
 
 
 def test_collector_stops_on_an_error_of_the_primary_sink():
@@ -213,17 +216,59 @@ def test_hook_toolkit_register_sinks(toolkit_pm, register_plugin, tmp_path):
         {
             "recipe": {"name": "sinks", "plugins": ["toolkit.conformance"]},
             "run": {"workers": 2},
-            "output": {"formats": ["jsonl", "array", "broken", "csv"]},
+            "output": {"formats": ["jsonl", "array", "csv"]},
             "task": [{"name": "sq", "uses": "conformance.square", "matrix": {"x": {"range": [0, 12]}}}],
         },
         plugins=toolkit_pm,
     )
     result = execute(recipe, plugins, output=tmp_path)
-    assert result.status == "succeeded"  # a broken plugin sink does not stop the run
+    assert result.status == "succeeded"
     written = json.loads((result.run_dir / "results.array.json").read_text())
     assert written["status"] == "succeeded"
     assert sorted(r["value"] for r in written["records"]) == [x * x for x in range(12)]
     assert len(read_csv(result.run_dir / "results.csv")) == 13
+
+
+def test_a_sink_that_fails_ends_the_run_with_its_reason_and_keeps_the_records(run_recipe, tmp_path):
+    plugin = tmp_path / "broken_sink.py"
+    plugin.write_text(
+        "import toolkit\n"
+        "class Broken:\n"
+        "    def __init__(self, run_dir, recipe):\n"
+        "        self.n = 0\n"
+        "    def write(self, batch):\n"
+        "        self.n += batch.n\n"
+        "        if self.n > 3:\n"
+        "            raise OSError('disk on fire')\n"
+        "    def close(self, status):\n"
+        "        pass\n"
+        "@toolkit.hookimpl\n"
+        "def toolkit_register_sinks(registry):\n"
+        "    registry.add('broken', Broken)\n"
+    )
+    res = run_recipe(
+        f"""
+        [recipe]
+        name = "sinks"
+        plugins = ["toolkit.conformance", "{plugin}"]
+        [run]
+        executor = "process"
+        workers = 1
+        [output]
+        formats = ["jsonl", "broken"]
+        [[task]]
+        name = "sq"
+        uses = "conformance.square"
+        matrix = {{ x = {{ range = [0, 30] }} }}
+        """,
+        via="cli",
+    )
+    message = "plugin 'broken_sink' failed in sink 'broken' (writing): OSError: disk on fire"
+    assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.stderr
+    manifest = tomllib.loads((res.run_dir / "manifest.toml").read_text())
+    assert manifest["status"] == "failed" and manifest["reason"] == message
+    assert 4 <= len(res.records) < 30  # what arrived before the failure is kept
+    assert all(r["status"] == "ok" for r in res.records)
 
 
 def test_an_unknown_format_is_a_usage_error(toolkit_pm, tmp_path):

@@ -13,7 +13,12 @@
 ``finish_run``
     Always, however the run ended: close the sinks, write the final manifest.
 ``report_run``
-    After ``finish_run``: call ``toolkit_run_finish`` and tell the reporter.
+    Always, after ``finish_run``: call ``toolkit_run_finish``, tell the reporter.
+
+A plugin that fails during a run (a lifecycle hook, a sink) ends it: the error
+(:class:`~toolkit.errors.PluginError`, exit 2) goes into the manifest as its
+``reason``, the records written so far stay, and ``toolkit_run_finish`` is still
+called. :meth:`RunSession.end_by` records how a run ended.
 
 A phase that needs more state adds a field to :class:`RunSession`; a step inside a
 phase is a function of the session too, called from its phase.
@@ -28,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from toolkit.errors import ExitCode, UsageError
+from toolkit.errors import ExitCode, PluginError, ToolkitError, UsageError
 from toolkit.records import STATUSES
 
 if TYPE_CHECKING:
@@ -132,8 +137,23 @@ class RunSession:
     scheduler: Scheduler | None = None
     #: the run's status; "failed" until a phase says otherwise
     status: str = "failed"
+    #: why the run did not succeed, when it did not (the manifest's ``reason``)
+    reason: str | None = None
+    #: the exception that ended the run, if one did
+    error: BaseException | None = None
     counts: dict[str, int] = attrs.field(factory=dict)
     not_run: int = 0
+
+    def end_by(self, exc: BaseException) -> None:
+        """The run ends by ``exc`` (the first such exception is the one that counts)."""
+        if self.error is not None:
+            return
+        self.error = exc
+        if isinstance(exc, KeyboardInterrupt):
+            self.status, self.reason = "interrupted", "interrupted"
+        else:
+            self.status = "failed"
+            self.reason = exc.message if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {exc}"
 
     def result(self) -> RunResult:
         return RunResult(
@@ -321,31 +341,33 @@ def open_sinks(session: RunSession) -> None:
     registries = session.plugins.registries
     recipe = session.recipe
     names = ["jsonl", *(f for f in dict.fromkeys(recipe.output.formats) if f != "jsonl")]
+    infos = [registries.sinks.get(name) for name in names]
     sinks = []
     try:
-        for name in names:
-            sinks.append(registries.sinks.get(name).factory(session.run.path, recipe))
+        for info in infos:
+            try:
+                sinks.append(info.factory(session.run.path, recipe))
+            except ToolkitError:
+                raise
+            except Exception as exc:
+                raise PluginError(info.plugin, f"sink {info.name!r} (opening)", exc) from exc
     except BaseException:
         for sink in sinks:
             sink.close("failed")
         raise
-    session.collector = Collector(sinks, names=names, logs=session.run.logs, warn=session.plugins.warn)
+    session.collector = Collector(
+        sinks,
+        names=names,
+        plugins=[info.plugin for info in infos],
+        logs=session.run.logs,
+        warn=session.plugins.warn,
+    )
 
 
 def start_run(session: RunSession) -> None:
     """Open the sinks and tell the plugins (the manifest already says ``running``)."""
-    from toolkit.store.rundir import RunInfo
-
-    session.info = RunInfo(
-        run_id=session.run.run_id,
-        run_dir=session.run.path,
-        recipe=session.recipe,
-        executor=session.plan.executor,
-        reason=session.plan.reason,
-        resumed=session.resumed,
-    )
     open_sinks(session)
-    session.plugins.call("toolkit_run_start", run=session.info)
+    session.plugins.call("toolkit_run_start", run=run_info(session))
 
 
 def instances_to_run(session: RunSession) -> dict[str, int]:
@@ -417,6 +439,9 @@ def finish_run(session: RunSession) -> None:
             from toolkit.store.compact import compact
 
             compact(session.run.path)  # one line per instance; superseded ones to attempts.jsonl
+    except Exception as exc:  # a sink that could not finish its file, ...
+        session.end_by(exc)
+        raise
     finally:
         scheduler, kept = session.scheduler, session.kept
         this = scheduler.counts() if scheduler is not None else {}
@@ -432,6 +457,8 @@ def finish_run(session: RunSession) -> None:
         if session.status == "succeeded" and session.not_run:
             session.status = "incomplete"  # nothing failed, but instances were left not run
         session.finished = time.time()
+        if session.reason is None and session.status != "succeeded":
+            session.reason = _outcome(session)
         session.manifest = finish_manifest(
             session.manifest,
             status=session.status,
@@ -440,22 +467,76 @@ def finish_run(session: RunSession) -> None:
             total=session.plan.total,
             started=session.started,
             finished=session.finished,
+            reason=session.reason,
         )
         session.run.write_manifest(to_write(session.manifest))
         if session.reporter is not None and hasattr(session.reporter, "close"):
             session.reporter.close()
 
 
+def _outcome(session: RunSession) -> str:
+    """Why a run that no error ended did not succeed: ``2 failed, 1 skipped, 3 not run``."""
+    if session.status == "interrupted":
+        return "interrupted (Ctrl-C or SIGTERM)"
+    parts = [f"{session.counts[s]} {s}" for s in STATUSES[1:] if session.counts.get(s)]
+    if session.not_run:
+        parts.append(f"{session.not_run} not run")
+    return ", ".join(parts) or session.status
+
+
+def run_info(session: RunSession) -> RunInfo:
+    """What ``toolkit_run_start`` and ``toolkit_run_finish`` see of the run."""
+    from toolkit.store.rundir import RunInfo
+
+    if session.info is None:
+        session.info = RunInfo(
+            run_id=session.run.run_id,
+            run_dir=session.run.path,
+            recipe=session.recipe,
+            executor=session.plan.executor,
+            reason=session.plan.reason,
+            resumed=session.resumed,
+        )
+    return session.info
+
+
 def report_run(session: RunSession) -> None:
-    """Tell the plugins and the reporter how the run ended (its manifest is final)."""
+    """Tell the plugins and the reporter how the run ended (its manifest is final).
+
+    A ``toolkit_run_finish`` that fails after a run that had no error of its own makes
+    the run failed, with that reason in its manifest."""
+    from toolkit.store.manifest import to_write, with_status
     from toolkit.store.rundir import Summary
 
     duration = session.finished - session.started
     summary = Summary(status=session.status, counts=session.manifest["counts"], duration_s=round(duration, 3))
-    session.plugins.call("toolkit_run_finish", run=session.info, summary=summary)
-    if session.reporter is not None:
+    try:
+        session.plugins.call("toolkit_run_finish", run=run_info(session), summary=summary)
+    except Exception as exc:
+        if session.error is None:
+            session.end_by(exc)
+            session.manifest = with_status(session.manifest, session.status, session.reason)
+            session.run.write_manifest(to_write(session.manifest))
+        raise
+    if session.reporter is not None and session.error is None:
         counts = {**session.counts, "cached": session.manifest.get("cache", {}).get("hits", 0)}
         session.reporter.finish(session.status, counts, session.not_run, session.run.path, duration)
+
+
+def end_run(session: RunSession) -> None:
+    """``finish_run`` then ``report_run``, both always. An error of theirs is raised
+    when the run had none of its own; else it is shown as a warning, and the error that
+    ended the run goes on."""
+    had_error = session.error is not None
+    try:
+        try:
+            finish_run(session)
+        finally:
+            report_run(session)
+    except Exception as exc:
+        if not had_error:
+            raise
+        session.plugins.warn(exc.message if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {exc}")
 
 
 def execute(recipe: Recipe, plugins: Plugins, **options: Any) -> RunResult:
@@ -467,10 +548,9 @@ def execute(recipe: Recipe, plugins: Plugins, **options: Any) -> RunResult:
     try:
         start_run(session)
         run_tasks(session)
-    except KeyboardInterrupt:
-        session.status = "interrupted"
+    except BaseException as exc:
+        session.end_by(exc)
         raise
     finally:
-        finish_run(session)
-    report_run(session)
+        end_run(session)
     return session.result()

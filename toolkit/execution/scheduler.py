@@ -516,6 +516,7 @@ class Scheduler:
         """Run to the end; return ``succeeded``, ``failed`` or ``interrupted``."""
         interrupted = False
         deadline = None
+        broken = True  # until the loop ends as it should: an error (a plugin's) kills the workers
         with Interrupt() as intr:
             # tasks ready now start here: those the cache holds whole settle at once, and
             # a run with nothing left to run never starts a worker
@@ -552,9 +553,10 @@ class Scheduler:
                     if self.reporter is not None:
                         self.reporter.tick()
                 self._refresh()
+                broken = False
             finally:
                 if started:
-                    self.executor.shutdown(kill=interrupted)
+                    self.executor.shutdown(kill=interrupted or broken)
         if self.worker_error:
             raise RunError(f"workers could not run the tasks: {self.worker_error}")
         if interrupted:

@@ -102,8 +102,10 @@ def finish_manifest(
     total: int,
     started: float,
     finished: float,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest of the run that ``manifest`` started, now ended."""
+    """The manifest of the run that ``manifest`` started, now ended (``reason``: why it
+    did not succeed, when it did not)."""
     out = dict(manifest)
     previous = out.pop("_previous_duration", 0.0)
     out.update(
@@ -113,6 +115,19 @@ def finish_manifest(
         counts={"total": total, **{k: counts.get(k, 0) for k in STATUSES}, "not_run": not_run},
     )
     out.pop("pid", None)
+    return with_status(out, status, reason)
+
+
+def with_status(manifest: dict[str, Any], status: str, reason: str | None = None) -> dict[str, Any]:
+    """``manifest`` with this ``status`` and ``reason`` (right after the status; none
+    left from an earlier session)."""
+    out: dict[str, Any] = {}
+    for key, value in manifest.items():
+        if key == "reason":
+            continue
+        out[key] = status if key == "status" else value
+        if key == "status" and reason:
+            out["reason"] = reason
     return out
 
 

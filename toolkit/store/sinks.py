@@ -49,9 +49,9 @@ complete: a reader sees the previous file or the new one, never half of one. A s
                 pyarrow.parquet.write_table(
                     pyarrow.parquet.read_table(self.parts), tmp)
 
-A sink that raises is reported and dropped for the rest of the run; the run goes on,
-because ``results.jsonl`` (which ``--resume`` reads) is written by the ``jsonl`` sink,
-which is always there and whose errors do stop the run.
+A sink that raises ends the run (exit 2) with ``plugin 'NAME' failed in sink 'FORMAT'
+(writing): ...`` as the reason in the manifest; every record that arrived before is in
+``results.jsonl``, and ``--resume`` goes on from there.
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
 class Collector:
     """Hands each batch of records to every sink, in order of arrival.
 
-    The first sink is the primary one (``jsonl``): its errors stop the run. Any other
-    sink that raises is closed, reported through ``warn`` and left out from then on.
+    The first sink is the primary one (``jsonl``), written first. Any sink that raises
+    stops the run; another sink's error is a ``PluginError`` naming the plugin that
+    registered it (``plugins``, by position).
     The collector also appends to ``logs/<instance>.log`` why an instance timed out or
     crashed, which its worker (killed) could not write.
     """
@@ -128,15 +129,16 @@ class Collector:
         sinks: list[Sink],
         *,
         names: list[str] | None = None,
+        plugins: list[str | None] | None = None,
         logs: Path | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.sinks = list(sinks)
         self.names = list(names) if names is not None else [type(s).__name__ for s in sinks]
+        self.plugins = list(plugins) if plugins is not None else [None] * len(self.sinks)
         self.logs = Path(logs) if logs is not None else None
         self.warn = warn or _warn
         self.records = 0
-        self.dropped: list[str] = []
 
     def write(self, lines: bytes, n: int, statuses: tuple[str, ...] = ()) -> None:
         """Hand ``n`` records (``lines``) to every sink. ``statuses`` are those of the
@@ -144,23 +146,21 @@ class Collector:
         need no looking into (see ``_note_failures``)."""
         batch = RecordBatch(lines, n)
         self.sinks[0].write(batch)
-        for i in range(len(self.sinks) - 1, 0, -1):
+        for i in range(1, len(self.sinks)):
             try:
                 self.sinks[i].write(batch)
             except Exception as exc:
-                self._drop(i, exc)
+                raise self._failed(i, "writing", exc) from exc
         self.records += n
         if self.logs is not None and ("timeout" in statuses or "crashed" in statuses):
             self._note_failures(batch)
 
-    def _drop(self, i: int, exc: Exception) -> None:
-        sink, name = self.sinks.pop(i), self.names.pop(i)
-        self.dropped.append(name)
-        self.warn(
-            f"sink {name!r} failed and is left out for the rest of the run: {type(exc).__name__}: {exc}"
-        )
-        with contextlib.suppress(Exception):
-            sink.close("failed")
+    def _failed(self, i: int, doing: str, exc: Exception) -> Exception:
+        from toolkit.errors import PluginError, ToolkitError
+
+        if isinstance(exc, ToolkitError):
+            return exc
+        return PluginError(self.plugins[i], f"sink {self.names[i]!r} ({doing})", exc)
 
     def _note_failures(self, batch: RecordBatch) -> None:
         for rec in batch.records:
@@ -183,10 +183,8 @@ class Collector:
             try:
                 self.sinks[i].close(status)
             except Exception as exc:
-                if i == 0:
-                    first = first or exc
-                else:
-                    self.warn(f"sink {self.names[i]!r} failed to finish: {type(exc).__name__}: {exc}")
+                if i == 0 or first is None:
+                    first = exc if i == 0 else self._failed(i, "closing", exc)
         self.sinks.clear()
         if first is not None:
             raise first

@@ -22,7 +22,10 @@ def tasks_command(args) -> int:
     for name in plugins.registries.tasks:
         info = plugins.registries.tasks.get(name)
         sig = str(info.signature)
-        rows.append((name, info.plugin or "", sig, info.doc))
+        plugin = info.plugin or ""
+        if info.replaces:
+            plugin += f" (replaces {info.replaces})"
+        rows.append((name, plugin, sig, info.doc))
     if not rows:
         print("no tasks registered")
         return 0
