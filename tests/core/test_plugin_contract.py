@@ -339,7 +339,9 @@ def test_run_recipe_runs_in_the_recipe_folder_and_honours_output(run_recipe, tmp
     assert res.output == out and len(res.records) == 1
 
 
-def test_plugins_shows_what_a_plugin_replaced_and_verbose_shows_where_it_is_from(run_recipe, capsys, tmp_path):
+def test_plugins_shows_what_a_plugin_replaced_and_verbose_shows_where_it_is_from(
+    run_recipe, capsys, tmp_path
+):
     local = tmp_path / "local.py"
     local.write_text(SHELL.format(replace=", replace=True"))
     code, out, _err = cli(capsys, "-p", str(local), "plugins")
