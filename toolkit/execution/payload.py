@@ -10,6 +10,7 @@ task as a :class:`~toolkit.recipe.instances.TaskView` (``TaskSpec.for_worker()``
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections import namedtuple
 
@@ -36,19 +37,46 @@ class TaskRuntime(
 
 
 class WorkerSetup(
-    namedtuple("WorkerSetup", "files tasks_blob run_dir capture", defaults=((), b"", "", True))
+    namedtuple(
+        "WorkerSetup",
+        "files tasks_blob run_dir capture workdir recipe_dir",
+        defaults=((), b"", "", True, "", ""),
+    )
 ):
     """Sent once to every worker: the plugin ``files`` to import, the task table
     (``tasks_blob``: pickled apart, since the files that define the task functions must
-    be imported before it can be unpickled), ``run_dir`` (str), ``capture`` (bool)."""
+    be imported before it can be unpickled), ``run_dir`` (str), ``capture`` (bool),
+    ``workdir`` (the directory every instance starts in; "" for the worker's own) and
+    ``recipe_dir`` (the recipe's directory: declared files are relative to it, and
+    the ``python`` task imports from it; "" for none). Paths are absolute."""
 
     __slots__ = ()
 
     @classmethod
-    def build(cls, files: Sequence[str], tasks: Sequence[TaskRuntime], run_dir: Path | str) -> WorkerSetup:
-        """The set-up of a run: ``tasks`` as workers receive them (``for_worker()``)."""
+    def build(
+        cls,
+        files: Sequence[str],
+        tasks: Sequence[TaskRuntime],
+        run_dir: Path | str,
+        *,
+        workdir: Path | str = "",
+        recipe_dir: Path | str = "",
+    ) -> WorkerSetup:
+        """The set-up of a run: ``tasks`` as workers receive them (``for_worker()``).
+        Relative paths are made absolute here, against the current directory, so that a
+        task that changes directory moves nothing."""
+
+        def absolute(path: Path | str) -> str:
+            return os.path.abspath(path) if str(path) else ""
+
         table = tuple(rt.for_worker() if isinstance(rt, TaskRuntime) else rt for rt in tasks)
-        return cls(files=tuple(files), tasks_blob=pickle.dumps(table), run_dir=str(run_dir))
+        return cls(
+            files=tuple(files),
+            tasks_blob=pickle.dumps(table),
+            run_dir=absolute(run_dir),
+            workdir=absolute(workdir),
+            recipe_dir=absolute(recipe_dir),
+        )
 
 
 class Batch(namedtuple("Batch", "id task indices attempt inputs isolate", defaults=(1, None, False))):

@@ -205,6 +205,7 @@ def prepare_run(
 ) -> RunSession:
     """Check the options, plan, and find or create the run directory."""
     from toolkit.execution.plan import make_plan
+    from toolkit.recipe.sources import pin_sources
     from toolkit.store.resume import changed_instances, check_resumable, plan_resume, task_digests
     from toolkit.store.rundir import RunDir, find_run
     from toolkit.store.runid import run_id_from_environment
@@ -248,6 +249,12 @@ def prepare_run(
         )
     run = find_run(out, recipe.name, again if isinstance(again, str) else None)
     previous = run.read_manifest()
+    pinned = pin_sources(recipe, previous)
+    if pinned is not recipe:  # matrix file sources: the values the run started with
+        recipe = pinned
+        the_plan = make_plan(recipe, plugins, executor=executor)
+        runtimes = task_runtimes(recipe, plugins)
+        digests = task_digests(recipe, runtimes)
     check_resumable(
         run,
         previous,
@@ -386,7 +393,13 @@ def run_tasks(session: RunSession) -> None:
 
     recipe, plan, plugins = session.recipe, session.plan, session.plugins
     assert session.collector is not None
-    setup = WorkerSetup.build(plugins.load.file_plugins(), session.runtimes, session.run.path)
+    setup = WorkerSetup.build(
+        plugins.load.file_plugins(),
+        session.runtimes,
+        session.run.path,
+        workdir=session.recipe.workdir,
+        recipe_dir=session.recipe.base_dir,
+    )
     context = ExecutorContext(
         recipe=recipe,
         workers=recipe.run.workers,

@@ -17,6 +17,7 @@ spent running, over all sessions). Fields, scalars first::
     [task_digests]  name = digest of what decides the task's instances
     [inputs]        name = digest of the upstream values the task received (its ``inputs``)
     [cache]         hits, files_read: with the cache on, what this session took from it
+    [sources]       "task.axis" = the matrix file source as written (when there are any)
     [resolved]      the recipe, validated and resolved, as TOML
 """
 
@@ -89,6 +90,11 @@ def start_manifest(
         "task_digests": dict(digests),
         "resolved": recipe.to_table(),
     }
+    # matrix file sources as written ({"TASK.AXIS": {"glob": ...}}): a resume takes their
+    # values from [resolved] while they are unchanged (toolkit.recipe.sources.pin_sources)
+    sources = {f"{t.name}.{k}": dict(v) for t in recipe.tasks for k, v in getattr(t, "sources", ())}
+    if sources:
+        manifest["sources"] = sources
     manifest["_previous_duration"] = previous.get("duration_s") or 0.0
     return manifest
 

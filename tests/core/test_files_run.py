@@ -1,0 +1,297 @@
+"""Files and paths as a user meets them: real files, real worker processes.
+
+A recipe gives the same records from any directory; instances run in ``run.workdir``
+under every executor and start method (also after a task changed directory); the
+``python`` built-in imports from the recipe's folder; ``shell`` keeps each value one
+argument; a declared output that is missing fails the attempt (``MissingOutput``);
+file sources give one instance per file, line or row.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import toolkit
+
+NAMES = ["plain.csv", "with space.csv", "it's.csv", "ünï ✓.csv", 'dq"uote.csv']
+#: fields that differ between two runs of the same instances
+VOLATILE = ("started", "finished", "duration_s", "worker", "peak_rss_mib")
+
+HELPERS = '''
+import os
+
+
+def where(n, hop=False):
+    """The working directory this instance started in; ``hop`` wanders off after."""
+    here = os.getcwd()
+    if hop:
+        os.chdir("/")
+    return here
+
+
+def measure(path, out):
+    """Count the lines of ``path`` (relative to the working directory) into ``out``."""
+    with open(path, encoding="utf-8") as f:
+        n = sum(1 for _ in f)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(str(n))
+    return n
+
+
+def sometimes(name, out, marker):
+    """Write ``out`` only on the second attempt (attempts counted in ``marker``)."""
+    with open(marker, "a") as f:
+        f.write("x")
+    with open(marker) as f:
+        attempt = len(f.read())
+    if name == "late" and attempt >= 2:
+        with open(out, "w") as f:
+            f.write("done")
+    return attempt
+'''
+
+
+def make_job(folder: Path, recipe: str, data: dict[str, str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "helpers.py").write_text(HELPERS)
+    for name, text in (data or {}).items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    path = folder / "job.toml"
+    path.write_text(textwrap.dedent(recipe), encoding="utf-8")
+    return path
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TOOLKIT_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def records(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def stable(recs: list[dict]) -> list[dict]:
+    return sorted(
+        ({k: v for k, v in r.items() if k not in VOLATILE} for r in recs), key=lambda r: r["instance"]
+    )
+
+
+MEASURE = """
+    [recipe]
+    name = "measure"
+    [run]
+    workers = 2
+    [[task]]
+    name = "count"
+    uses = "python"
+    params = { function = "helpers:measure", path = "${matrix.path}", out = "out/${matrix.path}.n" }
+    matrix = { path = { glob = "data/**/*.csv" } }
+    outputs = ["out/${matrix.path}.n"]
+    [[task]]
+    name = "wc"
+    uses = "shell"
+    params = { cmd = "wc -l ${matrix.path}" }
+    matrix = { path = { glob = "data/**/*.csv" } }
+"""
+
+
+def test_a_recipe_gives_the_same_records_from_any_directory(tmp_path):
+    data = {f"data/{name}": "a\n" * (i + 1) for i, name in enumerate(NAMES)}
+    job = make_job(tmp_path / "project" / "job", MEASURE, data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    runs = []
+    for cwd, recipe in [
+        (job.parent, "job.toml"),
+        (tmp_path / "project", "job/job.toml"),
+        (elsewhere, str(job)),
+    ]:
+        shutil.rmtree(job.parent / "out", ignore_errors=True)
+        out = tmp_path / f"runs{len(runs)}"
+        proc = cli("run", recipe, "-q", "--output", str(out), cwd=cwd)
+        assert proc.returncode == 0, proc.stderr
+        # the outputs land beside the recipe, whatever the current directory
+        assert sorted(p.name for p in (job.parent / "out" / "data").iterdir()) == sorted(
+            f"{n}.n" for n in NAMES
+        )
+        runs.append(records(out / "measure" / "latest"))
+    assert len(runs[0]) == 2 * len(NAMES)
+    assert stable(runs[0]) == stable(runs[1]) == stable(runs[2])
+    by = {r["instance"]: r for r in runs[2]}
+    for i, name in enumerate(NAMES):
+        assert by[f"count[path=data/{name}]"]["value"] == i + 1
+        # a value with spaces and quotes is one argument of wc
+        assert by[f"wc[path=data/{name}]"]["value"]["stdout"] == f"{i + 1} data/{name}\n"
+
+
+WHERE = """
+    [recipe]
+    name = "where"
+    [run]
+    workdir = "work/here"
+    executor = "{executor}"
+    start_method = "{method}"
+    workers = 2
+    [[task]]
+    name = "w"
+    uses = "python"
+    params = {{ function = "helpers:where", hop = true }}
+    matrix = {{ n = {{ range = [0, 6] }} }}
+"""
+
+EXECUTORS = [
+    ("pool", "fork"),
+    ("pool", "forkserver"),
+    ("pool", "spawn"),
+    ("process", "fork"),
+    ("process", "spawn"),
+]
+
+
+@pytest.mark.parametrize(("executor", "method"), EXECUTORS, ids=[f"{e}-{m}" for e, m in EXECUTORS])
+def test_every_instance_runs_in_the_workdir_and_python_imports_beside_the_recipe(
+    tmp_path, monkeypatch, executor, method
+):
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    job = make_job(tmp_path / "job", WHERE.format(executor=executor, method=method))
+    monkeypatch.chdir(tmp_path)  # not the recipe's folder, and not the workdir
+    result = toolkit.run(job, output=tmp_path / "runs")
+    assert result.status == "succeeded", [r["error"] for r in result.records()]
+    values = [r["value"] for r in result.records()]
+    # each instance wandered off to / after reading its cwd: the next still starts in the workdir
+    assert values == [str(tmp_path / "job" / "work" / "here")] * 6
+    assert os.getcwd() == str(tmp_path)
+
+
+def test_shell_values_are_one_argument_in_both_modes(tmp_path):
+    data = {f"data/{name}": f"content of {name}\n" for name in NAMES}
+    job = make_job(
+        tmp_path / "job",
+        """
+        [recipe]
+        name = "quoting"
+        [vars]
+        extra = "data/it's.csv"
+        [[task]]
+        name = "words"
+        uses = "shell"
+        params = { cmd = "cat ${matrix.path} ${vars.extra}" }
+        matrix = { path = { glob = "data/*.csv" } }
+        [[task]]
+        name = "shell"
+        uses = "shell"
+        params = { cmd = "cat ${matrix.path} ${vars.extra} | sed 's/^/> /'", shell = true }
+        matrix = { path = { glob = "data/*.csv" } }
+        """,
+        data,
+    )
+    result = toolkit.run(job, output=tmp_path / "runs")
+    assert result.status == "succeeded", [r["error"] for r in result.records()]
+    by = {r["instance"]: r["value"]["stdout"] for r in result.records()}
+    assert len(by) == 2 * len(NAMES)
+    for name in NAMES:
+        both = f"content of {name}\ncontent of it's.csv\n"
+        assert by[f"words[path=data/{name}]"] == both
+        assert by[f"shell[path=data/{name}]"] == f"> content of {name}\n> content of it's.csv\n"
+
+
+def test_a_missing_declared_output_fails_the_attempt_and_retries_apply(tmp_path):
+    job = make_job(
+        tmp_path / "job",
+        """
+        [recipe]
+        name = "outputs"
+        [run]
+        keep_going = true
+        [[task]]
+        name = "t"
+        uses = "python"
+        params = { function = "helpers:sometimes", out = "made/${matrix.name}.txt", marker = "tries/${matrix.name}" }
+        matrix = { name = ["late", "never"] }
+        outputs = ["made/${matrix.name}.txt"]
+        retries = 1
+        """,
+        {"made/.keep": "", "tries/.keep": ""},
+    )
+    result = toolkit.run(job, output=tmp_path / "runs")
+    assert result.status == "failed"
+    by = {r["instance"]: r for r in result.records()}
+    late, never = by["t[name=late]"], by["t[name=never]"]
+    assert (late["status"], late["attempts"], late["value"]) == ("ok", 2, 2)
+    assert never["status"] == "failed" and never["attempts"] == 2
+    assert never["error"]["type"] == "MissingOutput"
+    assert "made/never.txt" in never["error"]["message"]
+    # the task itself ran twice for each (the attempts it counted in its own files)
+    assert (tmp_path / "job" / "tries" / "late").read_text() == "xx"
+    assert (tmp_path / "job" / "tries" / "never").read_text() == "xx"
+    log = (result.run_dir / "logs" / "t[name=never].log").read_text()
+    assert "MissingOutput" in log
+
+
+def test_file_sources_give_one_instance_per_file_line_and_row(tmp_path):
+    data = {f"data/{name}": "x\n" for name in NAMES}
+    data["names.txt"] = "# one per line\n" + "\n".join(NAMES) + "\n\n"
+    data["jobs.csv"] = 'name,size\n"with space.csv",3\n"it\'s.csv",0.5\nünï ✓.csv,true\n'
+    data["jobs.jsonl"] = "\n".join(json.dumps({"name": n, "size": i}) for i, n in enumerate(NAMES)) + "\n"
+    for kind in ("glob/data", "lines", "csv", "jsonl"):
+        data[f"marks/{kind}/.keep"] = ""
+    job = make_job(
+        tmp_path / "job",
+        """
+        [recipe]
+        name = "sources"
+        [[task]]
+        name = "glob"
+        uses = "shell"
+        params = { cmd = "touch marks/glob/${matrix.path}" }
+        matrix = { path = { glob = "data/*.csv" } }
+        [[task]]
+        name = "lines"
+        uses = "shell"
+        params = { cmd = "touch marks/lines/${matrix.name}" }
+        matrix = { name = { lines = "names.txt" } }
+        [[task]]
+        name = "csv"
+        uses = "shell"
+        params = { cmd = "touch marks/csv/${matrix.name}-${matrix.size}" }
+        matrix.include = { csv = "jobs.csv" }
+        [[task]]
+        name = "jsonl"
+        uses = "shell"
+        params = { cmd = "touch marks/jsonl/${matrix.name}-${matrix.size}", shell = true }
+        matrix.include = { jsonl = "jobs.jsonl" }
+        """,
+        data,
+    )
+    result = toolkit.run(job, output=tmp_path / "runs")
+    assert result.status == "succeeded", [r["error"] for r in result.records()]
+    assert len(result.records()) == 3 * len(NAMES) + 3
+
+    def made(kind: str) -> set[str]:
+        return {p.name for p in (tmp_path / "job" / "marks" / kind).iterdir()} - {".keep", "data"}
+
+    assert made("glob/data") == set(NAMES)
+    assert made("lines") == set(NAMES)
+    assert made("csv") == {"with space.csv-3", "it's.csv-0.5", "ünï ✓.csv-true"}
+    assert made("jsonl") == {f"{n}-{i}" for i, n in enumerate(NAMES)}
