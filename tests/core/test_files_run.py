@@ -295,3 +295,34 @@ def test_file_sources_give_one_instance_per_file_line_and_row(tmp_path):
     assert made("lines") == set(NAMES)
     assert made("csv") == {"with space.csv-3", "it's.csv-0.5", "ünï ✓.csv-true"}
     assert made("jsonl") == {f"{n}-{i}" for i, n in enumerate(NAMES)}
+
+
+def test_resume_runs_the_instances_of_the_first_start_after_files_were_added(tmp_path):
+    job = make_job(
+        tmp_path / "job",
+        """
+        [recipe]
+        name = "pinned"
+        [run]
+        keep_going = true
+        [[task]]
+        name = "t"
+        uses = "shell"
+        params = { cmd = "sh -c 'test ! -e $1.fail && touch done-$1' - ${matrix.path}" }
+        matrix = { path = { glob = "*.csv" } }
+        """,
+        {"a.csv": "", "b.csv": "", "b.csv.fail": ""},
+    )
+    first = cli("run", "job.toml", "-q", "--output", "runs", cwd=job.parent)
+    assert first.returncode == 1, first.stderr
+    (job.parent / "b.csv.fail").unlink()
+    (job.parent / "c.csv").write_text("")  # new since the first start: not part of that run
+    again = cli("run", "job.toml", "-q", "--output", "runs", "--resume", cwd=job.parent)
+    assert again.returncode == 0, again.stderr
+    recs = records(job.parent / "runs" / "pinned" / "latest")
+    assert sorted({r["instance"] for r in recs}) == ["t[path=a.csv]", "t[path=b.csv]"]
+    assert sorted(p.name for p in job.parent.glob("done-*")) == ["done-a.csv", "done-b.csv"]
+    # a new run reads the folder again
+    new = cli("run", "job.toml", "-q", "--output", "runs", cwd=job.parent)
+    assert new.returncode == 0, new.stderr
+    assert (job.parent / "done-c.csv").exists()

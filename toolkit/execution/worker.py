@@ -356,7 +356,7 @@ class BatchRunner:
                         if outputs_of is not None:
                             error = missing_output(outputs_of(params), root)
                             if error is not None:
-                                value, status = None, "failed"
+                                value, status = None, FAILED
                     finished = now()
                     if moved[0]:  # the task changed directory: back to the workdir
                         os.fchdir(workdir)  # type: ignore[arg-type]
