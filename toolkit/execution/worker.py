@@ -118,8 +118,8 @@ _moved = [False]
 
 def _watch_cwd() -> list[bool]:
     """``_moved``, once an audit hook sets it on ``os.chdir`` and ``os.fchdir`` (both
-    raise the ``os.chdir`` event; so do ``contextlib.chdir`` and ``pathlib``, which use
-    them). Installed once per process, only where a workdir is set."""
+    raise the ``os.chdir`` event; ``contextlib.chdir`` calls them). Installed once per
+    process, only where a workdir is set: an audit hook cannot be removed."""
     if not _watching:
 
         def hook(event: str, args: tuple, moved: list[bool] = _moved) -> None:
@@ -132,16 +132,6 @@ def _watch_cwd() -> list[bool]:
 
 
 _watching: list[Any] = []
-_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-
-
-def _open_workdir(path: str) -> int:
-    """A descriptor of the directory ``path``, made first if missing."""
-    try:
-        return os.open(path, _O_DIR)
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
-        return os.open(path, _O_DIR)
 
 
 def missing_output(paths: tuple[str, ...], root: str) -> dict[str, str] | None:
@@ -170,9 +160,12 @@ class BatchRunner:
         self.slot = slot
         self.worker = f"{_hostname()}:{os.getpid()}"
         self._logs: Path | None = None
-        # the workdir, opened (and made) once: a forked child inherits the descriptor
-        workdir = getattr(setup, "workdir", "")
-        self._workdir = _open_workdir(workdir) if workdir else None
+        # the workdir, made if missing; moved to by name, not through a descriptor kept
+        # open (a task may close every descriptor), and only per batch or after a task
+        # moved away, so a lookup by name costs nothing that counts
+        self._workdir: str | None = getattr(setup, "workdir", "") or None
+        if self._workdir is not None:
+            os.makedirs(self._workdir, exist_ok=True)
         self.instances_run = 0
         # the tasks' constants are shared by the runners of a process, so that a process
         # forked for one instance finds those its parent made (prepare)
@@ -284,10 +277,10 @@ class BatchRunner:
         if workdir is not None:
             moved = _watch_cwd()
             try:
-                home = os.open(".", _O_DIR)
+                home = os.getcwd()
             except OSError:  # a directory since removed: nowhere to go back to
                 home = None
-            os.fchdir(workdir)
+            os.chdir(workdir)
             moved[0] = False
         if root and root not in sys.path:
             # after the installed packages: a file beside the recipe shadows none
@@ -359,7 +352,7 @@ class BatchRunner:
                                 value, status = None, FAILED
                     finished = now()
                     if moved[0]:  # the task changed directory: back to the workdir
-                        os.fchdir(workdir)  # type: ignore[arg-type]
+                        os.chdir(workdir)  # type: ignore[arg-type]
                         moved[0] = False
                     if capture and (
                         out.tell() or error is not None or sys.stdout is not out or sys.stderr is not out
@@ -470,8 +463,10 @@ class BatchRunner:
             if capture:
                 sys.stdout, sys.stderr = saved
             if home is not None:
-                os.fchdir(home)
-                os.close(home)
+                try:
+                    os.chdir(home)
+                except OSError:  # removed meanwhile: stay where we are
+                    pass
                 moved[0] = False
         emit(
             (
