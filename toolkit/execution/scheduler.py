@@ -284,7 +284,7 @@ class Scheduler:
         combo = spec.combo(index)
         if combo is None:
             return None
-        params = spec.params_for(combo)
+        params = spec.shown_params(spec.params_for(combo))
         return Instance(
             task=spec.name,
             index=index,

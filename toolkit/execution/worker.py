@@ -24,6 +24,7 @@ from pathlib import Path
 # process of the ``process`` executor (no attrs, no hashlib and OpenSSL, and random
 # and traceback only when an attempt fails)
 from toolkit.context import TaskContext
+from toolkit.recipe.masking import mask, mask_text
 from toolkit.records import (
     ParamsText,
     Status,
@@ -231,6 +232,11 @@ class BatchRunner:
         outputs_of = spec.output_files if getattr(spec, "outputs", None) else None
         key_of, head, ptext = self._task_consts(batch.task)
         one = None
+        # a task whose params hold a secret takes the general path, which masks it in
+        # params, key, value, error and log (see shown_params); the fast path stays as it is
+        secrets = getattr(spec, "secrets", ())
+        if secrets:
+            ptext = None
         if ptext is not None:
             pnames = ptext.names
             p_format, k_format = ptext.params.format, ptext.key.format
@@ -320,7 +326,7 @@ class BatchRunner:
                         hasher.update(k_format(*vs).encode())
                         key = hasher.hexdigest()
                 if params_js is None:
-                    key = key_of(params)
+                    key = key_of(spec.shown_params(params) if secrets else params)
                 kwargs = params
                 if takes_inputs or takes_ctx:
                     kwargs = dict(params)
@@ -382,7 +388,7 @@ class BatchRunner:
                     peak = rss_now()
                     peak_js, rss_next = repr(peak), finished + rss_every
                 line = None
-                if error is None:
+                if error is None and not secrets:
                     # utc_iso(started) and utc_iso(finished), the same text, inline ("%06d"
                     # truncates as int() does, and costs less than an f-string's ":06d")
                     if not day_lo <= started < day_hi:
@@ -425,6 +431,8 @@ class BatchRunner:
                     except (TypeError, ValueError):
                         line = None  # the general path below makes it a failed record
                 if line is None:
+                    if secrets:
+                        params, value, error = _masked(spec, params, value, error)
                     record = make_record(
                         task=name,
                         instance=iid,
@@ -443,7 +451,8 @@ class BatchRunner:
                     if status != status_ok:
                         bad.append((index, status))
                 if log_parts is not None:
-                    self._write_log(iid, "".join(log_parts))
+                    text = "".join(log_parts)
+                    self._write_log(iid, mask_text(text, secrets) if secrets else text)
                 add_line(line)
                 made += 1
                 if limit and ran + made >= limit and position + 1 < total:
@@ -505,6 +514,14 @@ def _slot_view(slot: Any) -> Any:
 #: ``repr(round(d, 6))`` of durations ``d`` seen (see ``BatchRunner.run``)
 _durations: dict[float, str] = {}
 _INF = float("inf")
+
+
+def _masked(spec: Any, params: Any, value: Any, error: Any) -> tuple[Any, Any, Any]:
+    """A record's params, value and error with the task's secrets shown as ``***``."""
+    secrets = spec.secrets
+    if error is not None:
+        error = {k: mask_text(v, secrets) if isinstance(v, str) else v for k, v in error.items()}
+    return spec.shown_params(params), mask(value, secrets), error
 
 
 def _join(lines: list[str]) -> bytes:

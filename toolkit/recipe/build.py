@@ -248,6 +248,7 @@ def _interpolate(data: dict[str, Any], resolver: Resolver, secrets: Secrets, p: 
         resolved = resolver.resolve(value, path, **how)
         if len(read) > before:
             p.add(path, problem)
+            return value  # as written: later messages about it must not show the secret
         return resolved
 
     out: dict[str, Any] = {}

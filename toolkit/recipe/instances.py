@@ -99,6 +99,16 @@ class TaskInstances:
         """The keyword arguments of one instance: params, ``${matrix.X}`` filled, combo over."""
         return self._template.fill(combo)
 
+    def shown_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` as records, hooks and messages show them: each secret value (see
+        ``${secret.NAME}``) as ``***``. The instance's content key is made from these, so
+        that neither a record nor a key gives a secret away."""
+        if not self.secrets:
+            return params
+        from toolkit.recipe.masking import mask
+
+        return mask(params, self.secrets)
+
     def instance_id(self, combo: Mapping[str, Any]) -> str:
         """``estimate[method=plain,seed=3]``; the bare task name without a matrix."""
         if not combo:

@@ -31,6 +31,11 @@ def mask_text(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+def mask_repr(text: str, secrets: tuple[str, ...]) -> str:
+    """A ``repr`` with the secrets masked, also where repr escaped them."""
+    return mask_text(text, ordered([*secrets, *(repr(s)[1:-1] for s in secrets)]))
+
+
 def mask(value: Any, secrets: tuple[str, ...]) -> Any:
     """A copy of ``value`` (tables, arrays, strings) with the secrets masked; ``value``
     itself when it holds none of them."""

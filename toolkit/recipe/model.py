@@ -22,7 +22,7 @@ from toolkit.recipe.command import COMMAND, command_mode
 from toolkit.recipe.instances import TaskInstances, TaskView
 from toolkit.recipe.interpolate import escape, escape_all
 from toolkit.recipe.keys import NAME_RE, START_METHODS
-from toolkit.recipe.masking import mask
+from toolkit.recipe.masking import mask, mask_repr
 from toolkit.recipe.matrix import Matrix, axis_values
 from toolkit.recipe.params import ParamTemplate
 from toolkit.recipe.paths import FilePaths
@@ -260,3 +260,18 @@ class Recipe:
             table["schedule"] = self.schedule.to_table()
         table["task"] = [t.to_table() for t in self.tasks]
         return mask(table, self.secrets) if self.secrets else table
+
+
+def _masked_repr(cls: type) -> None:
+    """``repr`` of ``cls`` (an attrs class with ``secrets``) shows them as ``***``."""
+    plain = cls.__repr__
+
+    def __repr__(self: Any) -> str:
+        text = plain(self)
+        return mask_repr(text, self.secrets) if self.secrets else text
+
+    cls.__repr__ = __repr__  # type: ignore[method-assign]
+
+
+_masked_repr(TaskSpec)
+_masked_repr(Recipe)

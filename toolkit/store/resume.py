@@ -215,7 +215,7 @@ def plan_resume(recipe: Any, runtimes: list[Any], run: RunDir, *, retry_failed: 
         wanted = todo[spec.name] = []
         statuses = again_by_status[spec.name] = {}
         for index, combo in spec.iter_combos():
-            key = instance_key(spec.name, spec.uses, rt.version, spec.params_for(combo))
+            key = instance_key(spec.name, spec.uses, rt.version, spec.shown_params(spec.params_for(combo)))
             status = status_of.get(key)
             again = (status in FAILED_STATUSES or status == "skipped") if retry_failed else status != "ok"
             if again:
