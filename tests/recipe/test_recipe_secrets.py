@@ -220,3 +220,17 @@ def test_env_stays_plaintext(tmp_path):
     }
     r = read_recipe(table, environ={"T": "visible"})
     assert r.to_table()["task"][0]["params"] == {"cmd": ["echo", "visible"]}
+
+
+def test_the_cache_skips_what_ran_with_secrets(run_recipe, seen, tmp_path):
+    files = {"tasks.py": TASKS}
+    text = RECIPE.format(executor="pool", seen=seen).replace('workers = 2', "workers = 2\ncache = true")
+    out = str(tmp_path / "out")
+    first = run_recipe(text, "--keep-going", "--output", out, files=files, env=ENV)
+    assert first.exit_code == 1, first.stderr
+    for path in seen.iterdir():
+        path.unlink()
+    again = run_recipe(text, "--keep-going", "--output", out, files=files, env=ENV)
+    assert again.exit_code == 1, again.stderr
+    assert sorted(p.name for p in seen.iterdir()) == ["4.txt"]  # the ok ones came from the cache
+    assert_nowhere(tmp_path / "out", SECRET, SECOND)

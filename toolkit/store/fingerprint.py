@@ -182,6 +182,11 @@ def instance_keys(spec: Any, version: str | None, indices: Iterable[int]) -> Ite
     from json.encoder import encode_basestring
 
     key_of = key_maker(spec.name, spec.uses, version)
+    if getattr(spec, "secrets", ()):  # keys are made from the params records show
+        for _position, index, params, _iid in spec.instances(indices):
+            if params is not None:
+                yield index, key_of(spec.shown_params(params))
+        return
     layout = spec.params_layout() if hasattr(spec, "params_layout") else None
     text = None
     if layout is not None:

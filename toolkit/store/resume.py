@@ -142,14 +142,15 @@ def changed_instances(recipe: Any, runtimes: list[Any], run: RunDir, tasks: list
             iid = spec.instance_id(combo)
             seen.add(iid)
             rec = old.get(iid)
-            params = json.loads(json.dumps(spec.params_for(combo), default=str))
+            shown = spec.shown_params(spec.params_for(combo))
+            params = json.loads(json.dumps(shown, default=str))
             if rec is None:
                 what = "new (not in the run)"
             elif rec.get("params") != params:
                 before = rec.get("params") or {}
                 keys = sorted(k for k in set(before) | set(params) if before.get(k) != params.get(k))
                 what = f"params changed ({', '.join(keys)})"
-            elif rec.get("key") != instance_key(spec.name, spec.uses, rt.version, spec.params_for(combo)):
+            elif rec.get("key") != instance_key(spec.name, spec.uses, rt.version, shown):
                 what = "task version changed"
             else:
                 continue
