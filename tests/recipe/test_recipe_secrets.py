@@ -224,7 +224,7 @@ def test_env_stays_plaintext(tmp_path):
 
 def test_the_cache_skips_what_ran_with_secrets(run_recipe, seen, tmp_path):
     files = {"tasks.py": TASKS}
-    text = RECIPE.format(executor="pool", seen=seen).replace('workers = 2', "workers = 2\ncache = true")
+    text = RECIPE.format(executor="pool", seen=seen).replace("workers = 2", "workers = 2\ncache = true")
     out = str(tmp_path / "out")
     first = run_recipe(text, "--keep-going", "--output", out, files=files, env=ENV)
     assert first.exit_code == 1, first.stderr
