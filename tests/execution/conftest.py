@@ -126,3 +126,66 @@ def kill_left():
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+#: a plugin file: tasks that record when they run, and one that allocates memory
+HUNGRY = '''
+import os
+import time
+from pathlib import Path
+
+import toolkit
+
+
+def span(x: int, folder: str, seconds: float = 0.4, tag: str = "") -> int:
+    """Sleep, and write this instance's [start, end] (CLOCK_MONOTONIC, shared by all
+    processes of the machine) to a file of its own."""
+    start = time.monotonic()
+    time.sleep(seconds)
+    Path(folder, f"span-{tag}{x}").write_text(f"{start} {time.monotonic()}")
+    return x
+
+
+def allocate(x: int, folder: str, mib: int = 1024, step: int = 20) -> int:
+    """Allocate (and touch) `step` MiB every 20 ms (1 GiB/s) up to `mib` MiB; add the
+    total so far to a file after each step."""
+    held = []
+    with open(Path(folder, f"allocated-{x}"), "a") as log:
+        for total in range(step, mib + 1, step):
+            held.append(bytearray(b"\\x01") * (step << 20))
+            log.write(f"{total}\\n")
+            log.flush()
+            time.sleep(0.02)
+    return x
+
+
+def threads(x: int = 0) -> dict:
+    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+@toolkit.hookimpl
+def toolkit_register_tasks(registry):
+    registry.add(span, name="res.span")
+    registry.add(allocate, name="res.allocate")
+    registry.add(threads, name="res.threads")
+'''
+
+
+def spans(folder: Path, prefix: str = "span-") -> dict[str, tuple[float, float]]:
+    out = {}
+    for path in folder.glob(f"{prefix}*"):
+        start, end = path.read_text().split()
+        out[path.name[len(prefix) :]] = (float(start), float(end))
+    return out
+
+
+def most_at_once(intervals: list[tuple[float, float, int]]) -> int:
+    """The largest sum of weights of intervals open at one time."""
+    events = sorted(
+        [(s, w) for s, _, w in intervals] + [(e, -w) for _, e, w in intervals], key=lambda t: (t[0], t[1])
+    )
+    now = best = 0
+    for _, w in events:
+        now += w
+        best = max(best, now)
+    return best

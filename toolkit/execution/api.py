@@ -56,10 +56,11 @@ class Lost:
 
     position: int
     attempt: int
-    status: str  # crashed | timeout
+    status: str  # crashed | timeout | failed
     message: str
     worker: str
     started: float
+    error_type: str | None = None  # the record's error type, when not the status's own
 
 
 @attrs.frozen

@@ -46,6 +46,7 @@ from toolkit.execution.procs import (
     Outbox,
     become_worker,
     describe_exit,
+    export_cpus,
     fork_child,
     has_pidfds,
     kill_group,
@@ -55,7 +56,9 @@ from toolkit.execution.procs import (
     startup_failed,
     tune_allocator,
 )
+from toolkit.execution.resources import MEMORY_SAMPLE, tree_memory
 from toolkit.records import Status
+from toolkit.sizes import format_size
 
 #: batches a pool worker holds at once: the one it runs and the next
 DEPTH = 2
@@ -159,6 +162,7 @@ def pool_worker(
     """A long-lived pool worker: run batches from ``conn`` until told to stop."""
     become_worker(token)
     tune_allocator()
+    export_cpus(1)  # before the tasks' modules load; each batch sets its task's
     from toolkit.execution.worker import BatchRunner, load_setup
 
     put = queue.putter()
@@ -182,6 +186,7 @@ def pool_worker(
                 return
             if batch is None:
                 return
+            export_cpus(getattr(runner.tasks[batch.task].spec, "cpus", 1))
             try:
                 runner.run(batch, send, limit)
             except _QueueGone:
@@ -214,6 +219,9 @@ class _Worker:
     death: int = -1
     own_death: bool = False  # whether ``death`` is ours to close
     spills: bool = False  # a one-instance process with an Outbox (see Outbox.spill)
+    limit: int = 0  # bytes of memory its instance may use (0: no limit)
+    peak: int = 0  # the most it was seen to use
+    over: bool = False  # stopped for using more than ``limit``
     conn: Any = None  # pool workers only
     inbox: int = -1  # one-instance processes: the read end of their pipe
     received: bytearray = attrs.field(factory=bytearray)  # what came through it, unread
@@ -260,6 +268,7 @@ class LocalExecutor:
         self.janitor: Janitor | None = None
         self.spill = ""  # where one-instance processes write what their pipe cannot take
         self.dirty = False  # a worker died without ending what its tasks started
+        self.next_sample = 0.0  # when to read the memory of limited instances again
         # what poll waits for: fd -> (worker, whether it is the worker's pipe or sentinel)
         self.watched: dict[int, tuple[_Worker, bool]] = {}
         self.poller = select.poll() if hasattr(select, "poll") else None
@@ -322,11 +331,17 @@ class LocalExecutor:
         self._watch(worker.death, worker, False)
 
     def _spawn_solo(self, batch: Batch) -> _Worker:
+        worker = self._start_solo(batch)
+        worker.limit = getattr(self.context.recipe.tasks[batch.task], "memory", None) or 0
+        return worker
+
+    def _start_solo(self, batch: Batch) -> _Worker:
+        cpus = getattr(self.context.recipe.tasks[batch.task], "cpus", 1)
         if self.queue_ref is not None:  # an isolated instance of pool: the Manager queue
             slot = self.mp.RawArray("d", [-1.0, 0.0, 0.0, 0.0])
             process = self.mp.Process(
                 target=process_child,
-                args=(self.queue_ref, self.context.setup, batch, slot, self.token),
+                args=(self.queue_ref, self.context.setup, batch, slot, self.token, cpus),
                 name="toolkit-task",
             )
             process.start()
@@ -335,7 +350,7 @@ class LocalExecutor:
             self._watch_death(worker)
             return worker
         if self.fork_directly:
-            process, inbox = fork_child(self.context.setup, batch, self.token, self.spill)
+            process, inbox = fork_child(self.context.setup, batch, self.token, self.spill, cpus)
             os.set_blocking(inbox, False)
             worker = _Worker(process=process, slot=[-1.0, 0.0, 0.0, 0.0], inbox=inbox, spills=True)
             self.solo.append(worker)
@@ -347,7 +362,7 @@ class LocalExecutor:
             os.set_blocking(inbox, False)
             process = self.mp.Process(
                 target=process_child,
-                args=(Outbox(out, self.spill), self.context.setup, batch, None, self.token),
+                args=(Outbox(out, self.spill), self.context.setup, batch, None, self.token, cpus),
                 name="toolkit-task",
             )
             process.start()
@@ -443,10 +458,11 @@ class LocalExecutor:
 
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = []
+        metered = any(w.limit for w in self.solo)  # instances whose memory is watched
         if self.queue is not None:
             # a few messages at a time: the scheduler writes them before taking more, so the
             # records waiting in this process stay bounded (the backlog waits in the Manager)
-            self._drain(events, timeout, DRAIN_MESSAGES)
+            self._drain(events, min(timeout, MEMORY_SAMPLE) if metered else timeout, DRAIN_MESSAGES)
             self._listen(events, 0)
         else:
             # only pipes and sentinels to wait for: sleep until one of them has something,
@@ -454,12 +470,16 @@ class LocalExecutor:
             # starts at once), not for a note or the exit of a child already reported
             end = time.monotonic() + timeout
             while True:
-                self._listen(events, timeout)
+                self._listen(events, min(timeout, MEMORY_SAMPLE) if metered else timeout)
+                if metered:
+                    self._enforce_memory()
                 if events:
                     break
                 timeout = end - time.monotonic()
                 if timeout <= 0:
                     break
+        if metered:
+            self._enforce_memory()
         self._enforce_timeouts()
         return events
 
@@ -583,10 +603,17 @@ class LocalExecutor:
                 position, attempt, started = int(worker.slot[1]), int(worker.slot[2]), worker.slot[3]
                 if position >= fl.consumed:
                     status, message = Status.CRASHED, describe_exit(exitcode)
+                    error_type = None
                     if worker.timed_out is not None and worker.timed_out[:2] == (batch_id, position):
                         timeout = self.context.recipe.tasks[fl.batch.task].timeout
                         status = Status.TIMEOUT
                         message = f"the attempt ran longer than its timeout ({timeout:g}s) and was stopped"
+                    elif worker.over:
+                        status, error_type = Status.FAILED, "MemoryLimitExceeded"
+                        message = (
+                            f"the instance used more memory than its limit of {format_size(worker.limit)}"
+                            f" (peak {format_size(worker.peak)}) and was stopped"
+                        )
                     lost = Lost(
                         position=position,
                         attempt=attempt,
@@ -594,6 +621,7 @@ class LocalExecutor:
                         message=message,
                         worker=f"pid {worker.pid}",
                         started=time.time() - (time.monotonic() - started),
+                        error_type=error_type,
                     )
             events.append(Unfinished(batch_id, fl.consumed, lost))
         if exitcode != 0 and not worker.ran_any and busy_batch < 0:
@@ -607,6 +635,26 @@ class LocalExecutor:
             self.failed_starts = 0
         if self.mode == "pool" and worker.conn is not None and not self.closing:
             self._spawn_pool_worker()
+
+    def _enforce_memory(self) -> None:
+        """Stop an instance whose processes use more memory than its task's ``memory``:
+        SIGTERM, then SIGKILL after the grace, or at once at twice the limit."""
+        now = time.monotonic()
+        if now < self.next_sample:
+            return
+        self.next_sample = now + MEMORY_SAMPLE
+        for worker in self.solo:
+            if not worker.limit or worker.death < 0:
+                continue
+            used = tree_memory(worker.pid)
+            worker.peak = max(worker.peak, used)
+            if worker.over:
+                if used >= 2 * worker.limit:
+                    kill_group(worker.pid, signal.SIGKILL)
+            elif used > worker.limit:
+                worker.over = True
+                worker.term_sent = now
+                kill_group(worker.pid, signal.SIGTERM)
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()

@@ -104,6 +104,24 @@ def become_worker(token: str = "") -> None:
     mark(token)
 
 
+#: what numeric libraries read for their thread count: set to a task's ``cpus``
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_user_threads: list[frozenset[str]] = []
+
+
+def export_cpus(cpus: int) -> None:
+    """Tell the numeric libraries this instance loads (and the programs it runs) to use
+    ``cpus`` threads, through :data:`THREAD_VARS`, except those the user set."""
+    environ = os.environ
+    if not _user_threads:  # this process's first call: what is set now is the user's
+        _user_threads.append(frozenset(name for name in THREAD_VARS if name in environ))
+    value = str(cpus)
+    user = _user_threads[0]
+    for name in THREAD_VARS:
+        if name not in user and environ.get(name) != value:
+            environ[name] = value
+
+
 #: bytes of the length that precedes every message on a one-instance child's pipe
 FRAME_HEADER = 8
 
@@ -179,13 +197,14 @@ class Outbox:
             self.send(("go", *state))
 
 
-def process_child(out: Any, setup: Any, batch: Any, slot: Any = None, token: str = "") -> None:
+def process_child(out: Any, setup: Any, batch: Any, slot: Any = None, token: str = "", cpus: int = 1) -> None:
     """A process for one batch (of one instance): run it, send its records to the
     supervisor, end what it started, and exit. ``out`` is an :class:`Outbox` (a pipe of
     its own, which is also its slot), or a queue (``putter()``) with a shared ``slot``.
     Kept here, away from the executor's module, so that a spawned child imports no more
     than it needs."""
     become_worker(token)
+    export_cpus(cpus)  # before the task's module loads (spawn, forkserver)
     from toolkit.execution.worker import BatchRunner, load_setup
 
     send = out.send if slot is None else out.putter()
@@ -247,7 +266,9 @@ def has_pidfds() -> bool:
 _pidfd_ok: list[bool] = []
 
 
-def fork_child(setup: Any, batch: Any, token: str = "", spill: str = "") -> tuple[ForkedProcess, int]:
+def fork_child(
+    setup: Any, batch: Any, token: str = "", spill: str = "", cpus: int = 1
+) -> tuple[ForkedProcess, int]:
     """Start a one-instance process with ``os.fork`` (the ``fork`` start method only):
     ``(process, the read end of its pipe)``.
 
@@ -270,7 +291,7 @@ def fork_child(setup: Any, batch: Any, token: str = "", spill: str = "") -> tupl
             sentinel, child_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (its behaviour is tested, not its lines)
-            _forked_child(out, (inbox, sentinel), setup, batch, token, spill)
+            _forked_child(out, (inbox, sentinel), setup, batch, token, spill, cpus)
         if pidfds:
             sentinel = os.pidfd_open(pid)
     except BaseException:
@@ -290,7 +311,7 @@ def fork_child(setup: Any, batch: Any, token: str = "", spill: str = "") -> tupl
 
 
 def _forked_child(  # pragma: no cover
-    out: int, close: tuple[int, int], setup: Any, batch: Any, token: str, spill: str
+    out: int, close: tuple[int, int], setup: Any, batch: Any, token: str, spill: str, cpus: int
 ) -> None:
     code = 1
     try:
@@ -303,7 +324,7 @@ def _forked_child(  # pragma: no cover
             if mp_util is not None:  # what multiprocessing resets in a child it forks
                 mp_util._finalizer_registry.clear()
                 mp_util._run_after_forkers()
-            process_child(Outbox(out, spill), setup, batch, None, token)
+            process_child(Outbox(out, spill), setup, batch, None, token, cpus)
             code = 0
         except SystemExit as e:
             if e.code is None:

@@ -21,6 +21,7 @@ import attrs
 
 from toolkit.errors import RunError
 from toolkit.execution.api import Batch, Lost, Records, TaskRuntime, Unfinished, WorkerError
+from toolkit.execution.resources import Packer, declares_resources, wants
 from toolkit.execution.worker import backoff
 from toolkit.records import (
     FAILED_STATUSES,
@@ -79,6 +80,7 @@ class _Sent:
     batch: Batch
     consumed: int = 0
     sent_at: float = 0.0
+    held: tuple[int, int] | None = None  # (cpus, memory) it counts for, when packing
 
 
 class Interrupt:
@@ -176,6 +178,10 @@ class Scheduler:
         self.reconsider = reconsider or {}
         self.input_digests: dict[str, str] = {}
         self.rerun_kept = 0
+        # resources: packing only when a task declares them (see toolkit.execution.resources)
+        self.packer: Packer | None = None
+        if declares_resources(rt.spec for rt in tasks):
+            self.packer = Packer(recipe.run.memory_budget(), lambda: self.workers)
         self.hook_start = plugins is not None and plugins.has_impls("toolkit_task_start")
         self.hook_finish = plugins is not None and plugins.has_impls("toolkit_task_finish")
 
@@ -303,13 +309,16 @@ class Scheduler:
         attempts: int,
         started: float | None = None,
         worker: str | None = None,
+        error_type: str | None = None,
     ) -> str | None:
         inst = self._instance(state, index)
         if inst is None:
             return None
-        error_type = {Status.SKIPPED: "Skipped", Status.TIMEOUT: "Timeout", Status.CRASHED: "WorkerDied"}[
-            status
-        ]
+        error_type = error_type or {
+            Status.SKIPPED: "Skipped",
+            Status.TIMEOUT: "Timeout",
+            Status.CRASHED: "WorkerDied",
+        }.get(status, "Failed")
         record = make_record(
             task=inst.task,
             instance=inst.id,
@@ -393,6 +402,8 @@ class Scheduler:
             self.cache.landed(state.name, ev.lines)
         if ev.final:
             del self.sent[ev.batch_id]
+            if sent.held is not None:
+                self.packer.release(sent.held)  # type: ignore[union-attr]
             if ev.elapsed and ev.consumed:
                 per = ev.elapsed / ev.consumed
                 state.per_item = per if state.per_item is None else 0.5 * (state.per_item + per)
@@ -401,6 +412,8 @@ class Scheduler:
         sent = self.sent.pop(ev.batch_id, None)
         if sent is None:
             return
+        if sent.held is not None:
+            self.packer.release(sent.held)  # type: ignore[union-attr]
         batch = sent.batch
         state = self.states[batch.task]
         lost = ev.lost
@@ -430,13 +443,14 @@ class Scheduler:
             attempts=lost.attempt,
             started=lost.started,
             worker=lost.worker,
+            error_type=lost.error_type,
         )
         if line is not None:
             self._accept(state, (line + "\n").encode(), 1, [(index, lost.status)], [index])
 
     # -- dispatch ----------------------------------------------------------------
     def _batch_size(self, state: TaskState) -> int:
-        if state.spec.isolate or self.isolate_all or self.one_per_batch:
+        if self._isolated(state.spec) or self.isolate_all or self.one_per_batch:
             return 1
         remaining = state.total - state.settled
         spread = max(1, remaining // (self.workers * 4))
@@ -464,7 +478,7 @@ class Scheduler:
             indices=indices,
             attempt=attempt,
             inputs=state.inputs,
-            isolate=state.spec.isolate,
+            isolate=self._isolated(state.spec),
         )
         self.next_id += 1
         state.dispatched_once += 1
@@ -474,19 +488,45 @@ class Scheduler:
                 if inst is not None:
                     self.plugins.call("toolkit_task_start", instance=inst)
         self.executor.submit(batch)
-        self.sent[batch.id] = _Sent(batch=batch, sent_at=time.monotonic())
+        held = None if self.packer is None else self.packer.hold(state.pos, wants(state.spec))
+        self.sent[batch.id] = _Sent(batch=batch, sent_at=time.monotonic(), held=held)
+
+    @staticmethod
+    def _isolated(spec: Any) -> bool:
+        """Whether each instance of ``spec`` runs in a process of its own: ``isolate``,
+        or a ``memory`` limit (the process's memory is then the instance's own)."""
+        return spec.isolate or getattr(spec, "memory", None) is not None
+
+    def _room(self, state: TaskState) -> bool:
+        """Whether the next batch of ``state`` fits beside those in flight (packing)."""
+        return self.packer is None or self.packer.admit(state.pos, wants(state.spec))
+
+    def _forget_waiting(self) -> None:
+        """A task that waited for room but has nothing left to start waits no more."""
+        packer = self.packer
+        if packer is None or packer.waiting is None:
+            return
+        state = self.states[packer.waiting]
+        if self.stopping or not (state.pending or any(pos == state.pos for _, pos, _, _ in self.delayed)):
+            packer.waiting = None
 
     def _dispatch(self) -> None:
         if self.stopping:
             return
         now = time.monotonic()
+        self._forget_waiting()
         while self.delayed and self.delayed[0][0] <= now and self.executor.capacity() > 0:
-            _, pos, index, attempt = heapq.heappop(self.delayed)
+            _, pos, index, attempt = self.delayed[0]
+            if not self._room(self.states[pos]):
+                break
+            heapq.heappop(self.delayed)
             self._submit(self.states[pos], (index,), attempt)
         for state in self.states:
             if not state.started or state.done or not state.pending:
                 continue
             while self.executor.capacity() > 0:
+                if not self._room(state):
+                    break
                 size = self._batch_size(state)
                 if self._long(state, size) and len(self.sent) >= self.workers:
                     break

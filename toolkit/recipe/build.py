@@ -117,6 +117,12 @@ def strings(value: Any) -> list[str]:
     return value
 
 
+def size(value: Any) -> int:
+    from toolkit.sizes import parse_size
+
+    return parse_size(value)
+
+
 def timeout(value: Any) -> float | None:
     seconds = parse_duration(value)
     return seconds or None  # 0 means no time limit
@@ -359,6 +365,7 @@ def build_run(c: Checker, value: Any, base_dir: Path | None = None) -> RunSettin
         keep_going=c.get(table, "keep_going", path, boolean, False),
         max_tasks_per_worker=c.get(table, "max_tasks_per_worker", path, integer(0), 0),
         start_method=c.get(table, "start_method", path, start_method, None),
+        memory=c.get(table, "memory", path, size, None),
     )
 
 
@@ -489,6 +496,8 @@ def build_tasks(
                 retries=c.get(task, "retries", path, integer(0), run.retries),
                 timeout=c.get(task, "timeout", path, timeout, run.timeout),
                 isolate=c.get(task, "isolate", path, boolean, False),
+                cpus=c.get(task, "cpus", path, integer(1), 1),
+                memory=c.get(task, "memory", path, size, None),
                 templates=found,
                 files=files["files"],
                 outputs=files["outputs"],
@@ -503,6 +512,7 @@ def build_tasks(
             check_matrix_refs(p, spec, path)
         specs.append(spec)
     check_needs(p, needs_of)
+    check_memory(p, specs, run)
     return tuple(specs)
 
 
@@ -516,6 +526,25 @@ def file_list(c: Checker, task: Mapping[str, Any], key: str, path: tuple, found:
             c.p.add((*path, key, i), "must not be empty")
         out.append(entry if i in templated else escape(entry))
     return out
+
+
+def check_memory(p: Problems, specs: list[TaskSpec], run: RunSettings) -> None:
+    """An instance that asks for more memory than all instances may have together
+    could never start."""
+    asked = [spec for spec in specs if spec.memory is not None]
+    if not asked:
+        return
+    from toolkit.sizes import format_size
+
+    budget = run.memory_budget()
+    where = "run.memory" if run.memory is not None else "the memory available on this machine; set run.memory"
+    for spec in asked:
+        if spec.memory > budget:  # type: ignore[operator]
+            p.add(
+                ("task", spec.name, "memory"),
+                f"{format_size(spec.memory)} is more than the run's memory budget, "  # type: ignore[arg-type]
+                f"{format_size(budget)} ({where})",
+            )
 
 
 def check_matrix_refs(p: Problems, spec: TaskSpec, path: tuple) -> None:

@@ -71,6 +71,12 @@ class TaskInstances:
             table["outputs"] = list(self.outputs)
         if self.cache is not None:
             table["cache"] = self.cache
+        if self.cpus != 1:
+            table["cpus"] = self.cpus
+        if self.memory is not None:
+            from toolkit.sizes import exact_size
+
+            table["memory"] = exact_size(self.memory)
         return table
 
     # -- the index space ---------------------------------------------------
@@ -251,9 +257,11 @@ class TaskView(TaskInstances):
         "_space",
         "_template",
         "cache",
+        "cpus",
         "files",
         "isolate",
         "matrix",
+        "memory",
         "name",
         "needs",
         "outputs",
@@ -274,6 +282,8 @@ class TaskView(TaskInstances):
     retries: int
     timeout: float | None
     isolate: bool
+    cpus: int
+    memory: int | None
     templates: tuple[tuple[Any, ...], ...]
     files: tuple[str, ...]
     outputs: tuple[str, ...]

@@ -17,12 +17,13 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 AXIS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 START_METHODS = ("fork", "forkserver", "spawn")
+SIZE_PATTERN = r"^\s*(\d+(\.\d*)?|\.\d+)\s*([kKmMgGtT]?)([iI]?[bB])?\s*$"
 DURATION_PATTERN = r"^\s*(\d+(\.\d*)?|\.\d+)\s*$|^\s*((\d+(\.\d*)?|\.\d+)\s*(ms|s|m|h|d)\s*)+$"
 
 
 @attrs.frozen(kw_only=True)
 class Key:
-    """One key: ``kind`` is string, name, integer, boolean, duration, array, table or any."""
+    """One key: ``kind`` is string, name, integer, boolean, duration, size, array, table or any."""
 
     kind: str
     doc: str
@@ -95,6 +96,12 @@ RUN = {
         kind="boolean",
         default=False,
         doc="true: skip instances whose fingerprint ran ok before (a task's own cache wins).",
+    ),
+    "memory": Key(
+        kind="size",
+        doc="Memory budget of the instances that run at once (their tasks' `memory` added up)."
+        " Default: the memory available on this machine when the run starts.",
+        examples=("16G",),
     ),
 }
 
@@ -211,6 +218,19 @@ TASK = {
         examples=(["out/${matrix.sample}.parquet"],),
     ),
     "cache": Key(kind="boolean", doc="Use the results cache for this task. Default: run.cache."),
+    "cpus": Key(
+        kind="integer",
+        minimum=1,
+        default=1,
+        doc="CPUs each instance uses: instances run at once only while their cpus fit in run.workers;"
+        " exported as OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS.",
+    ),
+    "memory": Key(
+        kind="size",
+        doc="Memory limit per instance ('512M', '4G'): it runs in its own process, counts against"
+        " run.memory, and is stopped (failed, MemoryLimitExceeded) if it uses more. Default: none.",
+        examples=("512M", "4G"),
+    ),
 }
 
 TOP = {

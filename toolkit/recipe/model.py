@@ -26,6 +26,7 @@ from toolkit.recipe.masking import mask, mask_repr
 from toolkit.recipe.matrix import Matrix, axis_values
 from toolkit.recipe.params import ParamTemplate
 from toolkit.recipe.paths import FilePaths
+from toolkit.sizes import exact_size
 
 if TYPE_CHECKING:
     from toolkit.schedule.spec import ScheduleSpec
@@ -49,6 +50,23 @@ av_name = av.matches_re(NAME_RE)
 _NO_MATRIX = Matrix({})
 _timeout = av.optional([av.instance_of(float), av.gt(0.0)])
 _count = [av.instance_of(int), av.ge(0)]
+_size = av.optional([av.instance_of(int), av.ge(1)])
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new work on this machine (Linux: ``MemAvailable``;
+    elsewhere: the physical memory)."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - unknown: no budget
+        return 1 << 60
 
 
 @attrs.frozen(kw_only=True)
@@ -65,6 +83,12 @@ class RunSettings:
     #: the instances' working directory, as written (relative to the recipe's directory)
     workdir: str = attrs.field(default=".", validator=av.instance_of(str))
     cache: bool = attrs.field(default=False, validator=av.instance_of(bool))
+    #: bytes; None: the memory available when the run starts (:meth:`memory_budget`)
+    memory: int | None = attrs.field(default=None, validator=_size)
+
+    def memory_budget(self) -> int:
+        """The bytes the instances running at once may ask for in all."""
+        return self.memory if self.memory is not None else available_memory()
 
     def to_table(self) -> dict[str, Any]:
         table: dict[str, Any] = {
@@ -80,6 +104,8 @@ class RunSettings:
             table["start_method"] = self.start_method
         table["workdir"] = self.workdir
         table["cache"] = self.cache
+        if self.memory is not None:
+            table["memory"] = exact_size(self.memory)
         return table
 
 
@@ -149,6 +175,8 @@ class TaskSpec(TaskInstances):
     retries: int = attrs.field(default=0, validator=_count)
     timeout: float | None = attrs.field(default=None, validator=_timeout)
     isolate: bool = attrs.field(default=False, validator=av.instance_of(bool))
+    cpus: int = attrs.field(default=1, validator=[av.instance_of(int), av.ge(1)])
+    memory: int | None = attrs.field(default=None, validator=_size)  # bytes
     templates: tuple[tuple[Any, ...], ...] = attrs.field(default=(), converter=_tuple)
     files: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     outputs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
@@ -193,6 +221,8 @@ class TaskSpec(TaskInstances):
             retries=view.retries,
             timeout=view.timeout,
             isolate=view.isolate,
+            cpus=view.cpus,
+            memory=view.memory,
             templates=view.templates,
             files=view.files,
             outputs=view.outputs,

@@ -28,6 +28,8 @@ def _key(key: K.Key) -> dict[str, Any]:
         out = {"type": "boolean"}
     elif kind == "duration":
         out = {"$ref": "#/$defs/duration"}
+    elif kind == "size":
+        out = {"$ref": "#/$defs/size"}
     elif kind == "array":
         items = {"type": "string"} if key.items == "string" else {"type": "object"}
         out = {"type": "array", "items": items}
@@ -141,6 +143,14 @@ def json_schema() -> dict[str, Any]:
                 "anyOf": [
                     {"type": "number", "minimum": 0},
                     {"type": "string", "pattern": K.DURATION_PATTERN},
+                    REFERENCE,
+                ],
+            },
+            "size": {
+                "description": "Bytes, or a string such as '512M', '4G', '1.5G' (K, M, G, T: powers of 1024).",
+                "anyOf": [
+                    {"type": "integer", "minimum": 1},
+                    {"type": "string", "pattern": K.SIZE_PATTERN},
                     REFERENCE,
                 ],
             },
