@@ -117,7 +117,7 @@ def strings(value: Any) -> list[str]:
     return value
 
 
-def size(value: Any) -> int:
+def memory_size(value: Any) -> int:
     from toolkit.sizes import parse_size
 
     return parse_size(value)
@@ -365,7 +365,7 @@ def build_run(c: Checker, value: Any, base_dir: Path | None = None) -> RunSettin
         keep_going=c.get(table, "keep_going", path, boolean, False),
         max_tasks_per_worker=c.get(table, "max_tasks_per_worker", path, integer(0), 0),
         start_method=c.get(table, "start_method", path, start_method, None),
-        memory=c.get(table, "memory", path, size, None),
+        memory=c.get(table, "memory", path, memory_size, None),
     )
 
 
@@ -497,7 +497,7 @@ def build_tasks(
                 timeout=c.get(task, "timeout", path, timeout, run.timeout),
                 isolate=c.get(task, "isolate", path, boolean, False),
                 cpus=c.get(task, "cpus", path, integer(1), 1),
-                memory=c.get(task, "memory", path, size, None),
+                memory=c.get(task, "memory", path, memory_size, None),
                 templates=found,
                 files=files["files"],
                 outputs=files["outputs"],
