@@ -30,8 +30,19 @@ def _record(folder, name, pid):
     path.write_text(str(pid))
 
 
-def daemon(x: int, folder: str) -> int:
-    """Start a daemon (double fork, setsid) that sleeps a minute, and return at once."""
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
+
+
+def daemon(x: int, folder: str) -> dict:
+    """Start a daemon (double fork, setsid) that sleeps a minute, and return at once;
+    say which daemons of earlier instances still ran when it started."""
+    alive = sorted(p.name for p in Path(folder).glob("daemon-*") if _running(int(p.read_text())))
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -45,7 +56,7 @@ def daemon(x: int, folder: str) -> int:
     grandchild = int(os.read(r, 64))
     os.close(r)
     _record(folder, f"daemon-{x}", grandchild)
-    return x
+    return {"x": x, "alive": alive}
 
 
 def orphan_then_die(x: int, folder: str, bad: int = 1) -> int:

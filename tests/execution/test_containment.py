@@ -53,11 +53,28 @@ def test_a_daemon_a_task_starts_ends_with_its_instance(run_recipe, tmp_path, exe
         timeout=50,
     )
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert sorted(r["value"] for r in result.records) == [1, 2, 3]
+    assert sorted(r["value"]["x"] for r in result.records) == [1, 2, 3]
     pids = pids_in(wait_files(folder, "daemon-*", 3, timeout=1))
     kill_left.extend(pids)
     assert wait_gone(pids) == []
     assert time.monotonic() - started < 45  # a hang guard: each daemon sleeps 60 s
+
+
+def test_in_a_pool_each_instance_ends_what_it_started(run_recipe, tmp_path):
+    """One pool worker runs instances in batches of several: when each instance starts,
+    the daemons of the instances before it are already gone."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    result = run_recipe(
+        recipe(
+            "pool", "leave.daemon", "{ x = { range = [0, 12] } }", f'{{ folder = "{folder}" }}', workers=1
+        ),
+        "-q",
+        files={"leavers.py": LEAVERS},
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert [r["value"]["alive"] for r in result.records] == [[]] * 12
+    assert len({r["worker"] for r in result.records}) == 1
 
 
 @pytest.mark.parametrize("executor", ["process", "pool"])

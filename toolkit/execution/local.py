@@ -171,6 +171,7 @@ def pool_worker(
     except BaseException as exc:
         startup_failed(put, exc)
         return
+    runner.end_descendants = end_descendants  # after each instance that could have forked
 
     def send(message: tuple) -> None:  # once per batch flush, not per instance
         try:

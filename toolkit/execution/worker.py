@@ -56,6 +56,10 @@ FLUSH_SECONDS = 0.1
 #: syscall per instance was a fifth of the cost of a tiny task; a worker cannot touch
 #: more than a few MiB of new memory in a millisecond)
 RSS_EVERY = 0.001
+#: an instance shorter than this started no process (a fork alone takes longer), so the
+#: check for processes it left behind (a system call, a few µs: a tiny task's whole cost)
+#: is skipped; the worker checks again after each batch anyway
+END_AFTER = 0.0001
 
 try:
     import resource
@@ -168,6 +172,8 @@ class BatchRunner:
         if self._workdir is not None:
             os.makedirs(self._workdir, exist_ok=True)
         self.instances_run = 0
+        #: set by workers that contain their tasks: ends what an instance left running
+        self.end_descendants: Callable[[], None] | None = None
         # the tasks' constants are shared by the runners of a process, so that a process
         # forked for one instance finds those its parent made (prepare)
         shared = _per_task.get(id(tasks))
@@ -267,6 +273,7 @@ class BatchRunner:
         worker_js = _encode_str(worker)
         encode, encode_str = _encode, _encode_str
         rss_now, rss_every = peak_rss_mib, RSS_EVERY
+        end_descendants = self.end_descendants
         peak, peak_js, rss_next = 0.0, "0.0", 0.0
         # the whole second formatted last, as floats (comparisons with floats cost less)
         day_lo, day_hi, day_text = 0.0, 0.0, ""
@@ -384,6 +391,8 @@ class BatchRunner:
                     attempt += 1
                 slot[0] = -1.0
                 duration = finished - started
+                if end_descendants is not None and duration >= END_AFTER:
+                    end_descendants()
                 if duration >= rss_every or finished >= rss_next:
                     peak = rss_now()
                     peak_js, rss_next = repr(peak), finished + rss_every
