@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +26,8 @@ from typing import Any
 
 import attrs
 
-from toolkit.errors import RunError
 from toolkit.execution.api import Batch, Event, ExecutorContext, Lost, Records, Unfinished, WorkerError
+from toolkit_dask.connect import connect_client, start_local_cluster
 from toolkit_dask.options import DaskOptions
 from toolkit_dask.remote import close_runners, prewarm, run_piece
 from toolkit_dask.shipping import Payload, build_payload
@@ -112,9 +111,9 @@ class DaskExecutor:
         client_log.setLevel(logging.CRITICAL)
         try:
             if self.options.external:
-                self._connect()
+                self.client = connect_client(self.options)
             else:
-                self._start_local_cluster()
+                self.cluster, self.client = start_local_cluster(self.options, self.context.workers)
             self.payload = build_payload(self.context.setup, self.run_id)
             try:  # runners start while the versions are checked
                 self.client.run(prewarm, self.payload, self.limit, on_error="ignore")
@@ -127,28 +126,6 @@ class DaskExecutor:
             self.shutdown(kill=True)  # the scheduler calls shutdown only once started
             raise
 
-    def _connect(self) -> None:
-        from distributed import Client
-
-        where = self.options.describe()
-        try:
-            if self.options.scheduler_file:
-                self.client = Client(
-                    scheduler_file=self.options.scheduler_file,
-                    timeout=self.options.timeout,
-                    set_as_default=False,
-                )
-            else:
-                self.client = Client(self.options.address, timeout=self.options.timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise RunError(f"cannot connect to the Dask scheduler at {where}: {exc}") from exc
-        try:
-            self.client.wait_for_workers(1, timeout=self.options.timeout)
-        except TimeoutError as exc:
-            raise RunError(
-                f"the Dask cluster at {where} has no workers (waited {self.options.timeout:g}s)"
-            ) from exc
-
     def _task_modules(self) -> set[str]:
         """Modules of the recipe's task functions that workers must have installed."""
         from toolkit.execution.worker import load_setup
@@ -156,29 +133,6 @@ class DaskExecutor:
         shipped = {Path(f).stem for f in self.context.setup.files}
         runtimes = load_setup(self.context.setup._replace(files=()))  # imported here already
         return {rt.func.__module__ for rt in runtimes} - shipped
-
-    def _start_local_cluster(self) -> None:
-        from distributed import Client, LocalCluster
-
-        # the workers must not die of the Ctrl-C that the toolkit handles gracefully: a
-        # signal ignored at spawn stays ignored in the new interpreter
-        options = dict(self.options.local)
-        if options.get("processes", True):
-            options["host"] = "127.0.0.1"  # (threads talk in-process: no host to bind)
-        main = threading.current_thread() is threading.main_thread()
-        saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-        try:
-            self.cluster = LocalCluster(
-                n_workers=max(1, self.context.workers),
-                silence_logs=logging.CRITICAL,  # its scheduler and nannies log into our stderr
-                **options,
-            )
-            self.client = Client(self.cluster, set_as_default=False)
-        except (OSError, RuntimeError, ValueError, TimeoutError) as exc:
-            raise RunError(f"could not start a Dask LocalCluster: {exc}") from exc
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, saved)
 
     # -- the executor interface ----------------------------------------------
     @property

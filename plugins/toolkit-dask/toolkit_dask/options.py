@@ -23,10 +23,13 @@ LOCAL_CLUSTER_KEYS: dict[str, str] = {
 CONNECT_KEYS = ("address", "scheduler_file")
 KEYS = (*CONNECT_KEYS, "timeout", *LOCAL_CLUSTER_KEYS)
 
-#: what LocalCluster gets unless the table says otherwise; every socket on 127.0.0.1
+#: what LocalCluster gets unless the table says otherwise; every socket on 127.0.0.1.
+#: Workers are threads of the toolkit's process: tasks run in runner processes either
+#: way, and worker processes would only add an interpreter each that imports Dask
+#: (seconds of start and CPU on a small machine: see the README's "Cost")
 LOCAL_DEFAULTS: dict[str, Any] = {
     "threads_per_worker": 1,
-    "processes": True,
+    "processes": False,
     "dashboard_address": "127.0.0.1:0",
 }
 DEFAULT_TIMEOUT = 30.0
@@ -42,11 +45,27 @@ def _duration(value: object) -> float:
     return parse_duration(value)
 
 
+def _address_problem(address: str) -> str | None:
+    """What is wrong with the form of ``[scheme://]host[:port]``; whether a scheduler
+    answers there is for the run to find out."""
+    _scheme, _, rest = address.rpartition("://")
+    host, colon, port = rest.rpartition(":") if not rest.endswith("]") else (rest, "", "")
+    if not colon:
+        host, port = rest, ""
+    if not host.strip("[]"):
+        return f"address: {address!r} names no host (for example tcp://10.0.0.5:8786)"
+    if colon and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"address: {address!r}: the port must be a number from 1 to 65535"
+    return None
+
+
 def _problem(key: str, value: Any) -> str | None:
     """What is wrong with one known key's value, or None."""
     if key in ("address", "scheduler_file"):
         if not isinstance(value, str) or not value.strip():
             return f"{key}: must be a non-empty string, got {value!r}"
+        if key == "address":
+            return _address_problem(value)
     elif key == "timeout":
         try:
             if _duration(value) <= 0:

@@ -42,6 +42,9 @@ from toolkit_dask.shipping import Payload, place_sources, shares_run_dir
 
 #: seconds between two looks at the runner (messages, death, timeout, cancellation)
 TICK = 0.05
+#: set for the runners unless the environment says otherwise: one thread each, as Dask's
+#: nanny sets for its worker processes (``distributed.nanny.pre-spawn-environ``)
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: where runners keep what they need on this machine: sources, logs, scratch
 BASE = Path(tempfile.gettempdir()) / f"toolkit-dask-{os.getuid()}"
 
@@ -96,6 +99,7 @@ class _Runner:
                     pass_fds=(cmd_r, msg_w, slot_fd),
                     stdin=subprocess.DEVNULL,
                     process_group=0,  # a timeout kills what the task started too
+                    env=pool.env,
                 )
             except BaseException:
                 os.close(cmd_w)
@@ -232,6 +236,7 @@ class _Pool:
         self.run_dir = payload.setup.run_dir if self.shared else None
         files = tuple(where.get(f, f) for f in payload.setup.files)
         self.setup = payload.setup._replace(files=files)
+        self.env = runner_environment()
         self.idle: list[_Runner] = []
         self.busy: set[_Runner] = set()
         self.closed = False
@@ -279,6 +284,20 @@ class _Pool:
                 kill_group(runner.proc.pid, signal.SIGKILL)
         if not busy:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def runner_environment() -> dict[str, str]:
+    """This process's environment with one thread per numeric library, unless set. A
+    worker's runners share the machine's cores (one runner per worker thread); a BLAS
+    that starts a thread per core in each makes them spin against each other. (A worker
+    process of Dask's nanny has these set already; a LocalCluster's threads do not.)"""
+    import dask
+
+    env = dict(os.environ)
+    wanted = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    for name in THREAD_VARS:
+        env.setdefault(name, str(wanted.get(name, 1)))
+    return env
 
 
 def _pool(payload: Payload) -> _Pool:
