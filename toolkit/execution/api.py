@@ -103,7 +103,9 @@ class Executor(Protocol):
     batches of one instance each (the ``process`` executor: one process per instance);
     absent or 0, the scheduler sizes batches itself. An attribute ``workers`` says how many
     batches it runs at once (a cluster's threads, which may change); absent, the scheduler
-    uses ``run.workers``."""
+    uses ``run.workers``. An attribute ``batch_seconds`` says how long a batch should run
+    once instance durations are known (default 0.05 s): longer for an executor whose
+    dispatch costs more (a Dask task costs milliseconds)."""
 
     def start(self) -> None:
         """Start workers (or connect to them)."""

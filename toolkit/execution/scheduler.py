@@ -149,6 +149,8 @@ class Scheduler:
         self.isolate_all = isolate_all
         # an executor that runs one process per instance says so (Executor.max_batch)
         self.one_per_batch = getattr(executor, "max_batch", 0) == 1
+        # one whose dispatch costs more (a Dask task: milliseconds) asks for longer batches
+        self.batch_seconds = getattr(executor, "batch_seconds", None) or TARGET_BATCH_SECONDS
         self.keep_going = recipe.run.keep_going
         self.states: list[TaskState] = []
         by_name: dict[str, TaskState] = {}
@@ -456,7 +458,7 @@ class Scheduler:
         spread = max(1, remaining // (self.workers * 4))
         if state.per_item is None:
             return 1 if state.dispatched_once < self.workers else min(spread, 64)
-        return max(1, min(MAX_BATCH, spread, int(TARGET_BATCH_SECONDS / max(state.per_item, 1e-7))))
+        return max(1, min(MAX_BATCH, spread, int(self.batch_seconds / max(state.per_item, 1e-7))))
 
     def _take(self, state: TaskState, size: int) -> tuple[Any, int] | None:
         while state.pending:
@@ -540,7 +542,8 @@ class Scheduler:
         giving a worker its next batch ahead of time gains nothing; it would only let the
         other workers run dry at the end while one still holds two (Pool's shared queue
         has no such tail), so such batches go out one per worker, as workers free up."""
-        return state.per_item is not None and state.per_item * size >= LONG_BATCH_SECONDS
+        long = max(LONG_BATCH_SECONDS, 2 * self.batch_seconds)
+        return state.per_item is not None and state.per_item * size >= long
 
     def _finished(self) -> bool:
         if self.sent:

@@ -29,12 +29,14 @@ import attrs
 from toolkit.execution.api import Batch, Event, ExecutorContext, Lost, Records, Unfinished, WorkerError
 from toolkit_dask.connect import connect_client, start_local_cluster
 from toolkit_dask.options import DaskOptions
-from toolkit_dask.remote import close_runners, prewarm, run_piece
+from toolkit_dask.remote import close_runners, prewarm, run_piece, start_runners
 from toolkit_dask.shipping import Payload, build_payload
-from toolkit_dask.versions import check_cluster
 
 #: batches in flight per worker thread: the one it runs and the next
 DEPTH = 2
+#: how long a batch should run: a Dask task costs a few milliseconds of CPU between
+#: client, scheduler and worker, which 0.05 s batches (the pool's) would pay 5-10% for
+BATCH_SECONDS = 0.2
 #: seconds between SIGTERM and SIGKILL for an attempt that ran out of time
 KILL_GRACE = 2.0
 #: seconds between two looks at the cluster's size and health
@@ -83,6 +85,8 @@ def _bounded(func: Callable[[], Any], seconds: float) -> bool:
 
 
 class DaskExecutor:
+    batch_seconds = BATCH_SECONDS
+
     def __init__(self, context: ExecutorContext) -> None:
         self.context = context
         self.options = DaskOptions.from_table(context.options)
@@ -102,29 +106,45 @@ class DaskExecutor:
         self._log_level = logging.NOTSET
 
     # -- life cycle ----------------------------------------------------------
+    @property
+    def in_process(self) -> bool:
+        """Whether the workers are threads of this process (a LocalCluster's default)."""
+        return not self.options.external and not dict(self.options.local).get("processes")
+
     def start(self) -> None:
+        try:
+            self.payload = build_payload(self.context.setup, self.run_id)
+            if self.in_process:
+                # their runners will be children of this process: start them now, to
+                # import the toolkit and the plugins on another core while Dask is imported
+                per_worker = dict(self.options.local).get("threads_per_worker", 1)
+                start_runners(self.payload, self.limit, max(1, self.context.workers) * per_worker)
+            self._start_dask()
+        except BaseException:
+            self.shutdown(kill=True)  # the scheduler calls shutdown only once started
+            raise
+
+    def _start_dask(self) -> None:
         import distributed  # noqa: F401  (configures its loggers: before changing one)
 
         # what the client would log (a lost connection, a reconnect) the run reports itself
         client_log = logging.getLogger("distributed.client")
         self._log_level = client_log.level
         client_log.setLevel(logging.CRITICAL)
-        try:
-            if self.options.external:
-                self.client = connect_client(self.options)
-            else:
-                self.cluster, self.client = start_local_cluster(self.options, self.context.workers)
-            self.payload = build_payload(self.context.setup, self.run_id)
+        if self.options.external:
+            self.client = connect_client(self.options)
+        else:
+            self.cluster, self.client = start_local_cluster(self.options, self.context.workers)
+        if not self.in_process:
             try:  # runners start while the versions are checked
                 self.client.run(prewarm, self.payload, self.limit, on_error="ignore")
             except Exception:  # the first batches start them instead
                 pass
-            if self.options.external:
-                check_cluster(self.client, self._task_modules(), self.options.describe())
-            self._check(force=True)
-        except BaseException:
-            self.shutdown(kill=True)  # the scheduler calls shutdown only once started
-            raise
+        if self.options.external:
+            from toolkit_dask.versions import check_cluster
+
+            check_cluster(self.client, self._task_modules(), self.options.describe())
+        self._check(force=True)
 
     def _task_modules(self) -> set[str]:
         """Modules of the recipe's task functions that workers must have installed."""
@@ -361,6 +381,8 @@ class DaskExecutor:
         client, self.client = self.client, None
         if client is not None:
             self._release(client, kill)
+        if self.in_process and self.payload is not None:
+            close_runners(self.payload.key, kill)  # also those started before the cluster
         if self.cluster is not None:
             cluster, self.cluster = self.cluster, None
             _bounded(lambda: cluster.close(timeout=10), 15)
@@ -379,7 +401,7 @@ class DaskExecutor:
                 pass
         if futures:
             _bounded(lambda: client.cancel(futures, force=True), 10)
-        if self.payload is not None and client.status == "running":
+        if self.payload is not None and client.status == "running" and not self.in_process:
             key = self.payload.key
             _bounded(lambda: client.run(close_runners, key, kill, on_error="ignore"), 10)
         _bounded(lambda: client.close(timeout=10), 15)

@@ -83,7 +83,7 @@ class Outcome:
 class _Runner:
     """One runner process and its pipes and slot."""
 
-    def __init__(self, pool: _Pool, worker: str, limit: int) -> None:
+    def __init__(self, pool: _Pool, limit: int) -> None:
         self.number = next(_COUNTER)
         self.run_dir = pool.run_dir or str(pool.folder / f"runner-{self.number}")
         self.limit = limit
@@ -114,7 +114,7 @@ class _Runner:
         self.slot[0] = -1.0
         self.ready = False
         setup = pool.setup._replace(run_dir=self.run_dir)
-        self.commands.send((setup, worker, limit))
+        self.commands.send((setup, limit))
 
     @property
     def alive(self) -> bool:
@@ -141,11 +141,11 @@ class _Runner:
             with contextlib.suppress(OSError):
                 conn.close()
 
-    def run(self, batch: Batch, timeout: float, grace: float, cancelled: Any) -> Outcome:
+    def run(self, batch: Batch, worker: str, timeout: float, grace: float, cancelled: Any) -> Outcome:
         out = Outcome()
         if self.ready:
             try:
-                self.commands.send(batch)
+                self.commands.send((batch, worker))
             except OSError:  # it exited while idle (IDLE_EXIT): the caller takes another
                 out.unstarted = True
                 return out
@@ -165,7 +165,7 @@ class _Runner:
                         return out
                     elif kind == "ready":
                         self.ready = True
-                        self.commands.send(batch)
+                        self.commands.send((batch, worker))
                     elif kind == "err":
                         out.error = msg[1]
                         self.kill()
@@ -242,7 +242,7 @@ class _Pool:
         self.closed = False
         self.used = time.monotonic()
 
-    def take(self, worker: str, limit: int) -> _Runner:
+    def take(self, limit: int) -> _Runner:
         with _LOCK:
             self.used = time.monotonic()
             while self.idle:
@@ -251,7 +251,7 @@ class _Pool:
                     self.busy.add(runner)
                     return runner
                 runner.close_pipes()
-        runner = _Runner(self, worker, limit)
+        runner = _Runner(self, limit)
         with _LOCK:
             self.busy.add(runner)
         return runner
@@ -291,12 +291,9 @@ def runner_environment() -> dict[str, str]:
     worker's runners share the machine's cores (one runner per worker thread); a BLAS
     that starts a thread per core in each makes them spin against each other. (A worker
     process of Dask's nanny has these set already; a LocalCluster's threads do not.)"""
-    import dask
-
     env = dict(os.environ)
-    wanted = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
     for name in THREAD_VARS:
-        env.setdefault(name, str(wanted.get(name, 1)))
+        env.setdefault(name, "1")
     return env
 
 
@@ -322,18 +319,19 @@ def _forget_abandoned() -> None:
         pool.close(kill=True)
 
 
-def prewarm(payload: Payload, limit: int, dask_worker: Any = None) -> int:
-    """Start this run's runners (one per worker thread) before its first batch arrives,
-    so that their start overlaps the rest of the executor's start (``client.run``).
-    Returns at once: the runners start in a thread, off the worker's event loop."""
+def start_runners(payload: Payload, limit: int, wanted: int) -> int:
+    """Start runners of this run until it has ``wanted`` on this machine, so that their
+    start (a fresh interpreter importing the toolkit and the plugins) overlaps whatever
+    the caller does next. Returns at once: they start in a thread, off the caller's
+    event loop. Returns how many it starts."""
     pool = _pool(payload)
     with _LOCK:
-        missing = max(0, dask_worker.state.nthreads - len(pool.idle) - len(pool.busy))
+        missing = max(0, wanted - len(pool.idle) - len(pool.busy))
 
     def start() -> None:
         for _ in range(missing):
             try:
-                runner = _Runner(pool, dask_worker.address, limit)
+                runner = _Runner(pool, limit)
             except Exception:  # the first batch will start one, and say what fails
                 return
             with _LOCK:
@@ -344,8 +342,15 @@ def prewarm(payload: Payload, limit: int, dask_worker: Any = None) -> int:
                 runner.stop()
                 return
 
-    threading.Thread(target=start, name="toolkit-dask-prewarm", daemon=True).start()
+    if missing:
+        threading.Thread(target=start, name="toolkit-dask-prewarm", daemon=True).start()
     return missing
+
+
+def prewarm(payload: Payload, limit: int, dask_worker: Any = None) -> int:
+    """A runner per thread of this Dask worker, before the run's first batch arrives
+    (``client.run`` calls it while the executor checks versions)."""
+    return start_runners(payload, limit, dask_worker.state.nthreads)
 
 
 def run_piece(payload: Payload, batch: Batch, timeout: float, grace: float, limit: int) -> tuple:
@@ -371,9 +376,9 @@ def run_piece(payload: Payload, batch: Batch, timeout: float, grace: float, limi
         return _as_tuple(total, logs, worker.address)
     unstarted = 0
     while True:
-        runner = pool.take(worker.address, limit)
+        runner = pool.take(limit)
         try:
-            out = runner.run(todo, timeout, grace, cancelled)
+            out = runner.run(todo, worker.address, timeout, grace, cancelled)
             runner.retiring = runner.retiring or batch.isolate  # isolate = true: a process of its own
         finally:
             if not pool.shared:

@@ -1,8 +1,9 @@
 """The runner process: started by a Dask worker, it runs batches with the toolkit's
 own :class:`~toolkit.execution.worker.BatchRunner`.
 
-``python -m toolkit_dask.runner CMD_FD MSG_FD SLOT_FD``. It reads ``(setup, worker,
-limit)`` and then batches from ``CMD_FD``, sends every message ``BatchRunner`` emits
+``python -m toolkit_dask.runner CMD_FD MSG_FD SLOT_FD``. It reads ``(setup, limit)``
+and then ``(batch, worker)`` pairs from ``CMD_FD`` (``worker`` names the Dask worker in
+the records), sends every message ``BatchRunner`` emits
 (and ``("end", instances run)`` after each batch) to ``MSG_FD``, and keeps the
 instance it runs now in the four doubles at ``SLOT_FD`` (the same slot the pool's
 supervisor reads), so that the Dask worker can stop an attempt that outlives its
@@ -51,11 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     messages = Connection(msg_fd, readable=False)
     slot = memoryview(mmap.mmap(slot_fd, SLOT_BYTES)).cast("d")
     try:
-        setup, worker, limit = commands.recv()
+        setup, limit = commands.recv()
         from toolkit.execution.worker import BatchRunner, load_setup
 
         runner = BatchRunner(setup, load_setup(setup), slot)
-        runner.worker = worker
     except BaseException as exc:
         messages.send(("err", f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}"))
         return 1
@@ -64,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         if not commands.poll(IDLE_EXIT):
             return 0
         try:
-            batch = commands.recv()
+            work = commands.recv()
         except (EOFError, OSError):
             return 0
-        if batch is None:
+        if work is None:
             return 0
+        batch, runner.worker = work
         runner.run(batch, messages.send, limit)
         messages.send(("end", runner.instances_run))
         if limit and runner.instances_run >= limit:
