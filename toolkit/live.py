@@ -51,6 +51,8 @@ class LiveReporter:
     """Per task (grouped by stage) and overall: a bar, done/total, what is not ok, the
     state (waiting for its needs, running, done), the rate and the time left."""
 
+    verbose = 0  # -v
+
     def __init__(self, stream: TextIO | None = None, *, console: Console | None = None) -> None:
         self.console = console or Console(file=stream or sys.stdout, highlight=False)
         self.progress: Progress | None = None

@@ -39,6 +39,8 @@ PLAIN_EVERY = 5.0
 class PlainReporter:
     """No escape codes, ever: lines a log file or a pipe can take."""
 
+    verbose = 0  # -v
+
     def __init__(
         self,
         stream: TextIO | None = None,
@@ -128,21 +130,27 @@ def wants_live(progress: str, stream: TextIO) -> bool:
     return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 
 
-def make_reporter(progress: str = "auto", quiet: bool = False, stream: TextIO | None = None) -> Any:
-    """The reporter for ``--progress`` and ``-q`` on ``stream`` (default: stdout).
+def make_reporter(
+    progress: str = "auto", quiet: bool = False, stream: TextIO | None = None, verbose: int = 0
+) -> Any:
+    """The reporter for ``--progress``, ``-q`` and ``-v`` on ``stream`` (default: stdout).
 
     It prints through a best-effort stream: output that cannot be written (a closed
     pipe, a full disk) is dropped and never stops the run (see ``toolkit.streams``)."""
     from toolkit.streams import best_effort
 
     stream = best_effort(stream or sys.stdout)
+    reporter: Any = None
     if quiet:
-        return PlainReporter(stream, quiet=True)
-    if wants_live(progress, stream):
+        reporter = PlainReporter(stream, quiet=True)
+    elif wants_live(progress, stream):
         try:
             from toolkit.live import LiveReporter
         except ImportError:  # rich missing: plain lines do
             pass
         else:
-            return LiveReporter(stream)
-    return PlainReporter(stream, periodic=progress != "off")
+            reporter = LiveReporter(stream)
+    if reporter is None:
+        reporter = PlainReporter(stream, periodic=progress != "off")
+    reporter.verbose = verbose  # executors' verbose-only messages (ExecutorContext.message)
+    return reporter

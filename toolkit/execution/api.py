@@ -9,6 +9,7 @@ runs a batch anywhere and emits ready-encoded JSON lines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -82,6 +83,10 @@ class WorkerError:
 Event = Records | Unfinished | WorkerError
 
 
+def no_message(text: str, *, verbose: bool = False) -> None:
+    """Where an executor's messages go when nobody reports the run (the Python API)."""
+
+
 @attrs.frozen(kw_only=True)
 class ExecutorContext:
     """What an executor factory receives."""
@@ -94,6 +99,9 @@ class ExecutorContext:
     start_method: str | None = None
     grace: float = 5.0
     isolate_all: bool = False
+    #: ``message(text, verbose=False)`` prints a line among the run's own (not with
+    #: ``-q``); ``verbose=True``: only with ``-v`` (a dashboard's address, say)
+    message: Callable[..., None] = no_message
 
 
 class Executor(Protocol):

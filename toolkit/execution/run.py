@@ -37,6 +37,8 @@ from toolkit.errors import ExitCode, PluginError, ToolkitError, UsageError
 from toolkit.records import STATUSES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from toolkit.execution.plan import Plan
     from toolkit.execution.scheduler import Scheduler
     from toolkit.manager import Plugins
@@ -386,6 +388,21 @@ def instances_to_run(session: RunSession) -> dict[str, int]:
     }
 
 
+def _executor_messages(reporter: Any) -> Callable[..., None]:
+    """An executor's ``message`` (see ``ExecutorContext``) through the run's reporter."""
+    from toolkit.execution.api import no_message
+
+    if reporter is None:
+        return no_message
+    asked_verbose = getattr(reporter, "verbose", 0) > 0  # -v
+
+    def message(text: str, *, verbose: bool = False) -> None:
+        if asked_verbose or not verbose:
+            reporter.message(text)
+
+    return message
+
+
 def run_tasks(session: RunSession) -> None:
     """Start the executor and run every instance to its record; sets ``status``."""
     from toolkit.execution.api import ExecutorContext, WorkerSetup
@@ -408,6 +425,7 @@ def run_tasks(session: RunSession) -> None:
         run_dir=session.run.path,
         start_method=recipe.run.start_method,
         grace=session.grace,
+        message=_executor_messages(session.reporter),
     )
     executor = plugins.registries.executors.get(plan.executor).factory(context)
     per_task = instances_to_run(session)

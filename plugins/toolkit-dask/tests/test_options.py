@@ -41,6 +41,8 @@ def test_a_good_table_has_no_problems():
         ({"dashboard_address": True}, "dashboard_address: must be an address"),
         ({"memory_limit": [1]}, "memory_limit: must be bytes"),
         ({"address": "tcp://a:1", "scheduler_file": "s.json"}, "give address or scheduler_file, not both"),
+        ({"address": "tcp://a:0"}, "the port must be a number from 1 to 65535"),
+        ({"address": "tcp://:8786"}, "names no host"),
         (
             {"address": "tcp://a:1", "threads_per_worker": 2},
             "threads_per_worker: only apply to the LocalCluster",
@@ -57,7 +59,7 @@ def test_local_cluster_defaults_bind_to_localhost():
     assert not opts.external
     assert dict(opts.local) == {
         "threads_per_worker": 1,
-        "processes": True,
+        "processes": False,  # tasks run in runner processes either way
         "dashboard_address": "127.0.0.1:0",
     }
     assert dict(DaskOptions.from_table({"dashboard_address": False}).local)["dashboard_address"] is None

@@ -4,6 +4,7 @@ workers, records and logs in the run directory, the version check at connect."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,14 +100,16 @@ def test_a_pool_recipe_gives_the_same_values_on_a_cluster_and_a_local_cluster(ru
     )
     assert remote.exit_code == 0, remote.stderr
     assert remote.manifest["executor"] == "dask"
+    assert "Dask dashboard" not in remote.stdout  # a running cluster's: with -v only
     local = run_recipe(PI, "--executor", "dask", via="cli", files=FILES)
     assert local.exit_code == 0, local.stderr
+    assert re.search(r"^Dask dashboard: http://127\.0\.0\.1:\d+/status", local.stdout, re.M), local.stdout
     assert len(_values(pool)) == 25
     assert _values(remote) == _values(pool)
     assert _values(local) == _values(pool)
     workers = set(cluster.client.nthreads())
     assert {r["worker"] for r in remote.records} <= workers
-    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in local.records)
+    assert all(r["worker"].startswith("inproc://") for r in local.records)  # threads of the toolkit
 
 
 def test_plugin_files_reach_workers_that_cannot_see_them(run_recipe, cluster):
@@ -242,13 +245,14 @@ def test_the_repository_pi_recipe_runs_unchanged(cluster, tmp_path):
     ]
     pool = subprocess.run([*args, "--executor", "pool"], capture_output=True, text=True, timeout=120)
     dask = subprocess.run(
-        [*args, "--executor", "dask", "--set", f"executor.dask.address={cluster.address}"],
+        [*args, "--executor", "dask", "--set", f"executor.dask.address={cluster.address}", "-v"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert pool.returncode == 0, pool.stderr
     assert dask.returncode == 0, dask.stderr
+    assert re.search(r"^Dask dashboard: http://127\.0\.0\.1:\d+/status$", dask.stdout, re.M), dask.stdout
     runs = sorted(p for p in (out / "pi").iterdir() if p.name != "latest")
     values = [
         {r["instance"]: r["value"] for r in map(json.loads, (run / "results.jsonl").read_text().splitlines())}

@@ -86,6 +86,8 @@ def _killer_recipe(retries: int, marker_dir: str, n: int) -> str:
         [run]
         executor = "dask"
         keep_going = true
+        [executor.dask]
+        processes = true  # runners are children of Dask worker processes (not of the toolkit)
         [[task]]
         name = "k"
         uses = "killers.kill_my_dask_worker"

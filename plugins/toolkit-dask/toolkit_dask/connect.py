@@ -136,6 +136,10 @@ def start_local_cluster(options: DaskOptions, workers: int) -> tuple[Any, Any]:
     from distributed import Client, LocalCluster
 
     kwargs = dict(options.local)
+    if kwargs.get("dashboard_address") is None:
+        # no dashboard, but the scheduler still serves HTTP (health, metrics): on port
+        # 8787 of every interface unless told where
+        kwargs["scheduler_kwargs"] = {"dashboard": False, "dashboard_address": WORKER_HTTP}
     if kwargs.get("processes"):
         kwargs["host"] = "127.0.0.1"  # the scheduler, nannies and workers listen there
     else:  # workers talk in-process (inproc://), but each still serves HTTP
@@ -162,3 +166,23 @@ def start_local_cluster(options: DaskOptions, workers: int) -> tuple[Any, Any]:
         if main:
             signal.signal(signal.SIGINT, saved)
     return cluster, client
+
+
+def dashboard_url(cluster: Any, client: Any) -> str | None:
+    """Where the dashboard of this cluster is, if it has one. A LocalCluster's is read
+    from its server: ``Client.dashboard_link`` would name the host of the scheduler's
+    in-process (``inproc://``) address, not the one the dashboard listens on."""
+    if cluster is None:
+        try:
+            return (
+                str(client.dashboard_link)
+                if client.scheduler_info().get("services", {}).get("dashboard")
+                else None
+            )
+        except Exception:  # a scheduler without the service, or gone
+            return None
+    server = getattr(cluster.scheduler, "services", {}).get("dashboard")
+    if server is None:
+        return None
+    host = str(server.address)
+    return f"http://{f'[{host}]' if ':' in host else host}:{server.port}/status"

@@ -15,6 +15,7 @@ the task's ``retries`` like any other.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import logging
 import queue
@@ -27,7 +28,7 @@ from typing import Any
 import attrs
 
 from toolkit.execution.api import Batch, Event, ExecutorContext, Lost, Records, Unfinished, WorkerError
-from toolkit_dask.connect import connect_client, start_local_cluster
+from toolkit_dask.connect import connect_client, dashboard_url, start_local_cluster
 from toolkit_dask.options import DaskOptions
 from toolkit_dask.remote import close_runners, prewarm, run_piece, start_runners
 from toolkit_dask.shipping import Payload, build_payload
@@ -135,6 +136,7 @@ class DaskExecutor:
             self.client = connect_client(self.options)
         else:
             self.cluster, self.client = start_local_cluster(self.options, self.context.workers)
+        self._tell_dashboard()
         if not self.in_process:
             try:  # runners start while the versions are checked
                 self.client.run(prewarm, self.payload, self.limit, on_error="ignore")
@@ -145,6 +147,18 @@ class DaskExecutor:
 
             check_cluster(self.client, self._task_modules(), self.options.describe())
         self._check(force=True)
+
+    def _tell_dashboard(self) -> None:
+        """Say where the dashboard is: always for a LocalCluster (it lives as long as the
+        run), with ``-v`` for a running cluster (its users know where it is)."""
+        if self.cluster is not None and dict(self.options.local).get("dashboard_address") is None:
+            return  # dashboard_address = false
+        url = dashboard_url(self.cluster, self.client)
+        if url is None:
+            return
+        if self.cluster is not None and importlib.util.find_spec("bokeh") is None:
+            url += " (it needs bokeh: pip install bokeh)"
+        self.context.message(f"Dask dashboard: {url}", verbose=self.options.external)
 
     def _task_modules(self) -> set[str]:
         """Modules of the recipe's task functions that workers must have installed."""

@@ -101,7 +101,7 @@ def run_command(args) -> int:
         resume=args.resume,
         retry_failed=args.retry_failed,
         force=args.force,
-        reporter=make_reporter(args.progress, args.quiet),
+        reporter=make_reporter(args.progress, args.quiet, verbose=args.verbose),
         cache=args.cache,
         rerun=args.rerun,
     )
