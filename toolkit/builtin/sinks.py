@@ -29,15 +29,31 @@ class JsonlSink:
 
         from toolkit.store.rundir import RESULTS, cut_torn_tail
 
-        path = Path(run_dir) / RESULTS
+        self.path = path = Path(run_dir) / RESULTS
         cut_torn_tail(path)  # a killed session may have left half a line
-        self.file = open(path, "ab")  # noqa: SIM115 - open for the whole run, closed in close()
+        # unbuffered: each batch is one write of whole lines (see write)
+        self.file = open(path, "ab", buffering=0)  # noqa: SIM115 - open for the whole run, closed in close()
+        self.size = self.file.seek(0, 2)
 
     def write(self, batch: RecordBatch) -> None:
-        # one write of whole lines, flushed at once: a SIGKILL of the toolkit can tear
-        # at most the last line, and never loses a line written before
-        self.file.write(batch.jsonl)
-        self.file.flush()
+        # one write of whole lines, at once: a SIGKILL of the toolkit can tear at most the
+        # last line, and never loses a line written before; a write that fails (a full
+        # disk, the file size limit) is cut off again, so that the file ends with a whole
+        # line and --resume runs the batch again
+        data = memoryview(batch.jsonl)
+        done = 0
+        try:
+            while done < len(data):
+                done += self.file.write(data[done:])
+        except OSError as exc:
+            from toolkit.errors import StorageError
+
+            try:
+                self.file.truncate(self.size)
+            except OSError:
+                pass  # cut_torn_tail does it when the run is resumed
+            raise StorageError.from_os_error(exc, f"cannot write {self.path}") from None
+        self.size += done
 
     def close(self, status: str) -> None:
         self.file.close()

@@ -11,6 +11,7 @@ which readers skip and :func:`cut_torn_tail` removes before anything is appended
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -30,6 +31,9 @@ from toolkit.store.runid import new_run_id
 MANIFEST = "manifest.toml"
 RESULTS = "results.jsonl"
 LATEST = "latest"
+#: space set aside while a run runs, for the manifest that says how it ended
+RESERVE = ".reserve"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -191,7 +195,40 @@ class RunDir:
             raise StorageError(_latest_is_a_directory(link)) from None
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        atomic_write(self.manifest_path, tomli_w.dumps(toml_safe(manifest)).encode())
+        """Replace the manifest atomically; on a full disk, with the space the run set
+        aside (:meth:`reserve_space`), so that a run never stays ``running``."""
+        data = tomli_w.dumps(toml_safe(manifest)).encode()
+        try:
+            atomic_write(self.manifest_path, data)
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE or not self.release_space():
+                raise
+            atomic_write(self.manifest_path, data)
+
+    def reserve_space(self, size: int) -> None:
+        """Set aside ``size`` bytes (a file, ``.reserve``) that :meth:`write_manifest`
+        frees when the disk fills up, to say how the run ended. Best effort."""
+        try:
+            fd = os.open(self.path / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError:
+            return
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, size)
+            else:  # pragma: no cover - macOS
+                os.write(fd, bytes(size))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def release_space(self) -> bool:
+        """Free the space :meth:`reserve_space` set aside; whether there was any."""
+        try:
+            (self.path / RESERVE).unlink()
+        except OSError:
+            return False
+        return True
 
     def read_manifest(self) -> dict[str, Any]:
         try:
