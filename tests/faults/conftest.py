@@ -26,9 +26,12 @@ TASKS = textwrap.dedent(
     import toolkit
 
 
-    def mark(i: int, log: str = "", fail: int = -1, seconds: float = 0.0) -> int:
-        """Append i to ``log`` (a side effect counted by the tests); fail for i == fail."""
+    def mark(i: int, log: str = "", fail: int = -1, seconds: float = 0.0, stop: str = "") -> int:
+        """Append i to ``log`` (a side effect counted by the tests); fail for i == fail,
+        and (before writing) while the file ``stop`` exists."""
         time.sleep(seconds)
+        if stop and os.path.exists(stop):
+            raise RuntimeError(f"{stop} exists")
         if log:
             with open(log, "a") as f:
                 f.write(f"{i}\\n")
@@ -60,8 +63,8 @@ def recipe_text(name: str, tasks: str, *, out: str = "out", run: str = "", extra
     )
 
 
-def marks(n: int, *, log: str = "", fail: int = -1, seconds: float = 0.0, executor: str = "") -> str:
-    params = f'log = "{log}", fail = {fail}, seconds = {seconds}'
+def marks(n: int, *, log: str = "", fail: int = -1, seconds: float = 0.0, stop: str = "") -> str:
+    params = f'log = "{log}", fail = {fail}, seconds = {seconds}, stop = "{stop}"'
     task = f'[[task]]\nname = "m"\nuses = "faults.mark"\nparams = {{ {params} }}\n'
     task += f"matrix = {{ i = {{ range = [0, {n}] }} }}\n"
     return task

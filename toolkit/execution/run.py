@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from toolkit.errors import ExitCode, PluginError, ToolkitError, UsageError
+from toolkit.errors import ExitCode, PluginError, StorageError, ToolkitError, UsageError
 from toolkit.records import STATUSES
 
 if TYPE_CHECKING:
@@ -137,6 +137,8 @@ class RunSession:
     info: RunInfo | None = None
     collector: Collector | None = None
     scheduler: Scheduler | None = None
+    #: the run's lock (store/lock.py), held from prepare_run to the end of finish_run
+    lock: Any = None
     #: the run's status; "failed" until a phase says otherwise
     status: str = "failed"
     #: why the run did not succeed, when it did not (the manifest's ``reason``)
@@ -238,6 +240,12 @@ def prepare_run(
     again = resume or retry_failed
     if not again:
         run = RunDir.create(out, recipe.name, run_id_from_environment())
+        try:
+            lock = lock_run(run)
+            cache = cache_use(recipe, runtimes, out, run.run_id, digests, cache, rerun)
+        except BaseException:
+            run.remove()  # nothing started
+            raise
         return RunSession(
             recipe=recipe,
             plugins=plugins,
@@ -247,27 +255,37 @@ def prepare_run(
             run=run,
             reporter=reporter,
             grace=grace,
-            cache=cache_use(recipe, runtimes, out, run.run_id, digests, cache, rerun),
+            lock=lock,
+            cache=cache,
         )
     run = find_run(out, recipe.name, again if isinstance(again, str) else None)
-    previous = run.read_manifest()
-    pinned = pin_sources(recipe, previous)
-    if pinned is not recipe:  # matrix file sources: the values the run started with
-        recipe = pinned
-        the_plan = make_plan(recipe, plugins, executor=executor)
-        runtimes = task_runtimes(recipe, plugins)
-        digests = task_digests(recipe, runtimes)
-    check_resumable(
-        run,
-        previous,
-        recipe.name,
-        digests,
-        force=force,
-        explain=lambda changed: changed_instances(recipe, runtimes, run, changed),
-    )
-    resumed = plan_resume(recipe, runtimes, run, retry_failed=bool(retry_failed))
-    recorded = previous.get("inputs") or {}
-    run.point_latest()
+    # one process at a time: the manifest is read under the lock, so that of two
+    # resumes started at once, the second sees the first holding the run
+    lock = lock_run(run)
+    try:
+        previous = run.read_manifest()
+        pinned = pin_sources(recipe, previous)
+        if pinned is not recipe:  # matrix file sources: the values the run started with
+            recipe = pinned
+            the_plan = make_plan(recipe, plugins, executor=executor)
+            runtimes = task_runtimes(recipe, plugins)
+            digests = task_digests(recipe, runtimes)
+        check_resumable(
+            run,
+            previous,
+            recipe.name,
+            digests,
+            force=force,
+            lock=lock,
+            explain=lambda changed: changed_instances(recipe, runtimes, run, changed),
+        )
+        resumed = plan_resume(recipe, runtimes, run, retry_failed=bool(retry_failed))
+        recorded = previous.get("inputs") or {}
+        run.point_latest()
+        cache = cache_use(recipe, runtimes, out, run.run_id, digests, cache, rerun)
+    except BaseException:
+        lock.release()
+        raise
     return RunSession(
         recipe=recipe,
         plugins=plugins,
@@ -278,12 +296,13 @@ def prepare_run(
         reporter=reporter,
         grace=grace,
         resumed=True,
+        lock=lock,
         previous=previous,
         todo=resumed.todo,
         values=resumed.values,
         kept=resumed.kept,
         reconsider={name: (recorded.get(name), idx) for name, idx in resumed.kept_ok.items()},
-        cache=cache_use(recipe, runtimes, out, run.run_id, digests, cache, rerun),
+        cache=cache,
     )
 
 
@@ -324,8 +343,34 @@ def cache_use(
     return CacheUse(run_cache, on, rerun, digests)
 
 
+def lock_run(run: RunDir) -> Any:
+    """Take the run's lock (RunLocked names who holds it)."""
+    from toolkit.errors import StorageError
+    from toolkit.store.lock import RunLock
+
+    try:
+        return RunLock(run.path).acquire()
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, f"cannot lock the run directory {run.path}") from None
+
+
 def write_start_manifest(session: RunSession) -> None:
-    """The manifest of the session, ``running``."""
+    """The manifest of the session, ``running``, and space set aside for the final one.
+    When it cannot be written, nothing has started: a new run directory is removed."""
+    try:
+        _write_start_manifest(session)
+    except BaseException as exc:
+        if not session.resumed:
+            session.run.remove()
+        release_lock(session)
+        if isinstance(exc, OSError):
+            raise StorageError.from_os_error(exc, f"cannot write {session.run.manifest_path}") from None
+        raise
+    # the final manifest is about as big as this one; atomic_write needs room for both
+    session.run.reserve_space(2 * len(str(session.manifest)) + 16384)
+
+
+def _write_start_manifest(session: RunSession) -> None:
     from toolkit.store.manifest import start_manifest, to_write
     from toolkit.store.resume import recipe_digest
 
@@ -470,6 +515,10 @@ def finish_run(session: RunSession) -> None:
             from toolkit.store.compact import compact
 
             compact(session.run.path)  # one line per instance; superseded ones to attempts.jsonl
+    except OSError as exc:  # a full disk while the files are finished: the run failed
+        error = StorageError.from_os_error(exc, "the run cannot finish its files")
+        session.end_by(error)
+        raise error from None
     except Exception as exc:  # a sink that could not finish its file, ...
         session.end_by(exc)
         raise
@@ -500,9 +549,26 @@ def finish_run(session: RunSession) -> None:
             finished=session.finished,
             reason=session.reason,
         )
-        session.run.write_manifest(to_write(session.manifest))
-        if session.reporter is not None and hasattr(session.reporter, "close"):
-            session.reporter.close()
+        try:
+            write_final_manifest(session, to_write(session.manifest))
+        finally:
+            if session.reporter is not None and hasattr(session.reporter, "close"):
+                session.reporter.close()
+
+
+def write_final_manifest(session: RunSession, manifest: dict[str, Any]) -> None:
+    """The manifest as the run ended (on a full disk, in the space set aside)."""
+    try:
+        session.run.write_manifest(manifest)
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, f"cannot write {session.run.manifest_path}") from None
+    finally:
+        session.run.release_space()
+
+
+def release_lock(session: RunSession) -> None:
+    if session.lock is not None:
+        session.lock.release()
 
 
 def _outcome(session: RunSession) -> str:
@@ -579,9 +645,16 @@ def execute(recipe: Recipe, plugins: Plugins, **options: Any) -> RunResult:
     try:
         start_run(session)
         run_tasks(session)
+    except OSError as exc:  # the machine cannot hold the run (a full disk, ...)
+        error = StorageError.from_os_error(exc, "the run cannot write its files")
+        session.end_by(error)
+        raise error from exc
     except BaseException as exc:
         session.end_by(exc)
         raise
     finally:
-        end_run(session)
+        try:
+            end_run(session)
+        finally:
+            release_lock(session)  # last: another process may take the run from here on
     return session.result()

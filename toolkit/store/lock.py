@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import sys
 import time
@@ -29,6 +30,22 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 LOCK = ".lock"
+#: the descriptors of the locks this process holds: a process it forks closes its
+#: copies at once, so that the lock is the run's own process's and its death (not that
+#: of the last of its workers) releases it
+_held: dict[int, RunLock] = {}
+
+
+def _close_held_in_child() -> None:
+    for fd, lock in _held.items():
+        lock.fd = None
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class RunLocked(RunError):
@@ -61,7 +78,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = self.holder()
+            holder = self._current_holder()
             by = f" by {holder}" if holder else " by another toolkit process"
             raise RunLocked(
                 f"{what} {self.path.parent.name} is in use{by}; wait for it to end, or stop that process"
@@ -70,10 +87,25 @@ class RunLock:
             os.close(fd)
             raise
         self.fd = fd
+        _held[fd] = self
         with contextlib.suppress(OSError):  # who holds it is a courtesy: a full disk does not stop the run
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder_text().encode(), 0)
+            text = _holder_text().encode()
+            os.pwrite(fd, text, 0)  # then cut: a reader never sees an empty file
+            os.ftruncate(fd, len(text))
         return self
+
+    def _current_holder(self, wait: float = 1.0) -> str:
+        """Who holds the lock: a holder that has just taken it may not have written its
+        name yet (the file still names the one before, whose process is gone)."""
+        deadline = time.monotonic() + wait
+        while True:
+            holder = self.holder()
+            found = re.match(r"pid (\d+) on (\S+) ", holder)
+            if found and (found[2] != socket.gethostname() or _alive(int(found[1]))):
+                return holder
+            if time.monotonic() > deadline:
+                return ""
+            time.sleep(0.01)
 
     def holder(self) -> str:
         """Who holds (or last held) the lock, as the holder wrote it; '' if unknown."""
@@ -85,6 +117,7 @@ class RunLock:
     def release(self) -> None:
         if self.fd is not None:
             fd, self.fd = self.fd, None
+            _held.pop(fd, None)
             os.close(fd)  # closing the descriptor releases the lock
 
     def __enter__(self) -> RunLock:
@@ -92,6 +125,16 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_locked(run_dir: str | os.PathLike) -> bool | None:

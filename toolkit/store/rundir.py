@@ -178,6 +178,20 @@ class RunDir:
             raise
         return run
 
+    def remove(self) -> None:
+        """Delete the run directory (a run that never started); ``latest`` goes back to
+        the newest run left, if it pointed here."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        base = self.path.parent
+        with contextlib.suppress(OSError, RunError):
+            if _read_pointer(base) not in (None, self.path.resolve()):
+                return
+            left = runs_of(base)
+            if left:
+                RunDir(left[-1]).point_latest()
+            else:
+                (base / LATEST).unlink()
+
     def point_latest(self) -> None:
         """``latest`` -> this run (a relative symlink; a text file where symlinks fail)."""
         link = self.path.parent / LATEST
