@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import manifest, marks, only_run, recipe_text, run_toolkit, strict_records
+from faults_helpers import manifest, marks, only_run, recipe_text, run_toolkit, strict_records
 from fs_helpers import file_size_limit, small_tmpfs
 
 N = 2000  # records of about 300 bytes: far more than the 64 KiB the tests allow

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import manifest, marks, only_run, recipe_text, run_toolkit, strict_records, toolkit_cmd
+from faults_helpers import manifest, marks, only_run, recipe_text, run_toolkit, strict_records, toolkit_cmd
 
 
 def lines_of(path) -> list[str]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import manifest, marks, only_run, recipe_text, run_toolkit, strict_records, toolkit_cmd
+from faults_helpers import manifest, marks, only_run, recipe_text, run_toolkit, strict_records, toolkit_cmd
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the Manager in /proc")
 

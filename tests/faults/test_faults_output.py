@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import manifest, marks, only_run, recipe_text, run_toolkit, strict_records, toolkit_cmd
+from faults_helpers import manifest, marks, only_run, recipe_text, run_toolkit, strict_records, toolkit_cmd
 
 
 def gone_reader() -> int:

@@ -5,7 +5,7 @@ a ``latest`` that is a real directory, a run id from the environment that is a p
 from __future__ import annotations
 
 import pytest
-from conftest import marks, recipe_text, run_toolkit
+from faults_helpers import marks, recipe_text, run_toolkit
 from fs_helpers import read_only_dir
 
 
