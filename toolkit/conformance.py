@@ -10,7 +10,12 @@ Every executor, built in or from a plugin, runs the same behaviours::
 
 ``start_method`` may be set (or parametrised) for local executors. Each test writes a
 recipe, runs it through ``toolkit run`` (in-process, or ``via = "cli"``) and checks
-what a user sees: records, statuses, attempts, the exit code. This module is also a
+what a user sees: records, statuses, attempts, the exit code.
+
+Capability flags say what an executor cannot do by design, and skip (with the reason
+shown) the tests that need it: ``isolates_crashes = False`` for one that runs tasks in
+the run's own process or threads (a task that kills its process takes the run down),
+``enforces_timeouts = False`` for one that cannot stop a running attempt. This module is also a
 plugin (``plugins = ["toolkit.conformance"]``) that registers the tasks the suite uses.
 """
 
@@ -138,6 +143,17 @@ class ExecutorConformance:
     start_method: str | None = None
     workers: int = 2
     via: str = "inprocess"
+    #: a worker that dies (SIGKILL, a segfault, os._exit) fails only its instance
+    isolates_crashes: bool = True
+    #: an attempt that outlives its task's timeout is stopped and recorded as ``timeout``
+    enforces_timeouts: bool = True
+
+    def require(self, capability: str) -> None:
+        """Skip the calling test unless the executor has ``capability``."""
+        import pytest
+
+        if not getattr(self, capability):
+            pytest.skip(f"executor {self.executor!r} says {capability} = False")
 
     def recipe(self, tasks: str, *, run: str = "", extra: str = "") -> str:
         lines = [
@@ -175,6 +191,7 @@ class ExecutorConformance:
         assert res.manifest["status"] == "succeeded"
 
     def test_killed_worker_fails_only_its_instance(self, run_recipe):
+        self.require("isolates_crashes")
         res = self.run(
             run_recipe,
             self.recipe(
@@ -191,6 +208,7 @@ class ExecutorConformance:
         assert all(by[x]["status"] == "ok" for x in by if x != 3)
 
     def test_hanging_instance_times_out(self, run_recipe):
+        self.require("enforces_timeouts")
         t0 = time.monotonic()
         res = self.run(
             run_recipe,
@@ -220,6 +238,7 @@ class ExecutorConformance:
         assert all(r["value"]["attempt"] == 2 for r in res.records)
 
     def test_crash_is_retried(self, run_recipe, tmp_path):
+        self.require("isolates_crashes")
         res = self.run(
             run_recipe,
             self.recipe(
@@ -311,6 +330,7 @@ class ExecutorConformance:
         assert all(by[(t, x)]["status"] == "ok" for t in "ue" for x in (0, 2))
 
     def test_worker_exit_and_segfault_are_crashes(self, run_recipe):
+        self.require("isolates_crashes")
         res = self.run(
             run_recipe,
             self.recipe(
