@@ -22,6 +22,9 @@ import attrs
 import pytest
 
 STARTUP_SECONDS = 60
+#: what the session's two workers declare: every test runs with tasks mapped to Dask
+#: resources (CPU for all; MEMORY for those that ask for memory, which only the first has)
+SESSION_RESOURCES = ("CPU=2,MEMORY=2e9", "CPU=1")
 
 
 @attrs.define
@@ -88,8 +91,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster(folder: Path, workers: int = 2, **worker_env: str):
-    """A ``dask scheduler`` and ``workers`` one-thread ``dask worker`` processes."""
+def running_cluster(folder: Path, workers: int = 2, resources: tuple[str, ...] = (), **worker_env: str):
+    """A ``dask scheduler`` and ``workers`` one-thread ``dask worker`` processes; the
+    i-th declares ``resources[i]`` (``dask worker --resources``) when given."""
     from distributed import Client
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,6 +114,8 @@ def running_cluster(folder: Path, workers: int = 2, **worker_env: str):
             worker = ["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file)]
             worker += ["--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"]
             worker += ["--death-timeout", "30", "--local-directory", str(folder / f"w{i}")]
+            if i < len(resources):
+                worker += ["--resources", resources[i]]
             procs.append(_start(worker, folder / f"worker{i}.log", env=worker_env))
         client = Client(address, timeout=30, set_as_default=False)
         client.wait_for_workers(workers, timeout=STARTUP_SECONDS)
@@ -123,7 +129,8 @@ def running_cluster(folder: Path, workers: int = 2, **worker_env: str):
 
 @pytest.fixture(scope="session")
 def dask_cluster(tmp_path_factory):
-    with running_cluster(tmp_path_factory.mktemp("dask-cluster"), 2, TOOLKIT_DASK_NO_SHARED_FS="1") as c:
+    folder = tmp_path_factory.mktemp("dask-cluster")
+    with running_cluster(folder, 2, SESSION_RESOURCES, TOOLKIT_DASK_NO_SHARED_FS="1") as c:
         yield c
 
 

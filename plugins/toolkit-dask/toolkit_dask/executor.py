@@ -31,6 +31,7 @@ from toolkit.execution.api import Batch, Event, ExecutorContext, Lost, Records, 
 from toolkit_dask.connect import connect_client, dashboard_url, start_local_cluster
 from toolkit_dask.options import DaskOptions
 from toolkit_dask.remote import close_runners, prewarm, run_piece, start_runners
+from toolkit_dask.resources import declared, per_task
 from toolkit_dask.shipping import Payload, build_payload
 
 #: batches in flight per worker thread: the one it runs and the next
@@ -92,6 +93,8 @@ class DaskExecutor:
         self.context = context
         self.options = DaskOptions.from_table(context.options)
         self.timeouts = [float(t.timeout or 0) for t in context.recipe.tasks]
+        #: per task, the Dask resources its batches ask for (see toolkit_dask.resources)
+        self.resources: list[dict[str, float] | None] = [None] * len(context.recipe.tasks)
         self.limit = int(getattr(context.recipe.run, "max_tasks_per_worker", 0) or 0)
         self.run_id = Path(context.run_dir).name
         self.client: Any = None
@@ -146,6 +149,9 @@ class DaskExecutor:
             from toolkit_dask.versions import check_cluster
 
             check_cluster(self.client, self._task_modules(), self.options.describe())
+            self.resources = per_task(
+                self.context.recipe.tasks, declared(self.client), self.options.describe()
+            )
         self._check(force=True)
 
     def _tell_dashboard(self) -> None:
@@ -199,6 +205,7 @@ class DaskExecutor:
             self.limit,
             key=f"toolkit-{self.payload.key}-{batch.id}-{start}-{next(self._keys)}",
             pure=False,
+            resources=self.resources[batch.task],
         )
         piece = _Piece(start=start, stop=stop, future=future, submitted=time.time())
         self._listen(future, batch.id, piece)

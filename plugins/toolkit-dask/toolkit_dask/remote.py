@@ -42,8 +42,7 @@ from toolkit_dask.shipping import Payload, place_sources, shares_run_dir
 
 #: seconds between two looks at the runner (messages, death, timeout, cancellation)
 TICK = 0.05
-#: set for the runners unless the environment says otherwise: one thread each, as Dask's
-#: nanny sets for its worker processes (``distributed.nanny.pre-spawn-environ``)
+#: what a runner sets to its task's ``cpus`` (toolkit.execution.procs.export_cpus)
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: where runners keep what they need on this machine: sources, logs, scratch
 BASE = Path(tempfile.gettempdir()) / f"toolkit-dask-{os.getuid()}"
@@ -287,13 +286,15 @@ class _Pool:
 
 
 def runner_environment() -> dict[str, str]:
-    """This process's environment with one thread per numeric library, unless set. A
-    worker's runners share the machine's cores (one runner per worker thread); a BLAS
-    that starts a thread per core in each makes them spin against each other. (A worker
-    process of Dask's nanny has these set already; a LocalCluster's threads do not.)"""
+    """This process's environment for a runner, which sets the numeric libraries'
+    threads to its task's ``cpus`` (1 by default) unless the user set them. A value of 1
+    here is Dask's (its nanny sets 1 for every worker process,
+    ``distributed.nanny.pre-spawn-environ``), not the user's: it would pin a task that
+    asks for ``cpus = 4`` to one thread."""
     env = dict(os.environ)
     for name in THREAD_VARS:
-        env.setdefault(name, "1")
+        if env.get(name) == "1":
+            del env[name]
     return env
 
 

@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     slot = memoryview(mmap.mmap(slot_fd, SLOT_BYTES)).cast("d")
     try:
         setup, limit = commands.recv()
+        from toolkit.execution.procs import export_cpus
         from toolkit.execution.worker import BatchRunner, load_setup
+
+        export_cpus(1)  # before the tasks' modules load; each batch sets its task's
 
         runner = BatchRunner(setup, load_setup(setup), slot)
     except BaseException as exc:
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if work is None:
             return 0
         batch, runner.worker = work
+        export_cpus(getattr(runner.tasks[batch.task].spec, "cpus", 1))
         runner.run(batch, messages.send, limit)
         messages.send(("end", runner.instances_run))
         if limit and runner.instances_run >= limit:
