@@ -326,3 +326,27 @@ def test_resume_runs_the_instances_of_the_first_start_after_files_were_added(tmp
     new = cli("run", "job.toml", "-q", "--output", "runs", cwd=job.parent)
     assert new.returncode == 0, new.stderr
     assert (job.parent / "done-c.csv").exists()
+
+
+def test_an_output_naming_a_key_the_instance_lacks_fails_that_instance_only(tmp_path):
+    job = make_job(
+        tmp_path / "job",
+        """
+        [recipe]
+        name = "lacks"
+        [run]
+        keep_going = true
+        [[task]]
+        name = "t"
+        uses = "shell"
+        params = { cmd = "touch made-${matrix.n}" }
+        matrix = { n = [1, 2], include = [{ n = 1, tag = "x" }] }
+        outputs = ["made-${matrix.tag}"]
+        """,
+    )
+    result = toolkit.run(job, output=tmp_path / "runs")
+    by = {r["instance"]: r for r in result.records()}
+    assert by["t[n=1,tag=x]"]["status"] == "failed"  # made-1 is not made-x
+    assert by["t[n=1,tag=x]"]["error"]["type"] == "MissingOutput"
+    assert by["t[n=2]"]["status"] == "failed"
+    assert "no matrix value 'tag'" in by["t[n=2]"]["error"]["message"]

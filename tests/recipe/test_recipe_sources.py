@@ -309,3 +309,24 @@ def test_workdir_that_is_a_file_is_an_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["validate", "recipe.toml"]) == 2
     assert "run.workdir: 'afile' is not a directory" in capsys.readouterr().err
+
+
+def test_paths_in_an_included_file_belong_to_the_recipe_that_is_run(tmp_path):
+    write(
+        tmp_path,
+        {
+            "lib/base.toml": """
+            [[task]]
+            name = "t"
+            uses = "shell"
+            params = { cmd = "echo", home = "${recipe.dir}" }
+            matrix = { path = { glob = "data/*.csv" } }
+            """,
+            "lib/data/wrong.csv": "",
+            "job/data/right.csv": "",
+            "job/recipe.toml": '[recipe]\nname = "inc"\ninclude = ["../lib/base.toml"]\n',
+        },
+    )
+    spec = read_recipe(tmp_path / "job" / "recipe.toml").task("t")
+    assert [c["path"] for c in instances(spec)] == ["data/right.csv"]
+    assert spec.params["home"] == str(tmp_path / "job")

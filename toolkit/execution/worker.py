@@ -139,9 +139,14 @@ def _watch_cwd() -> list[bool]:
 _watching: list[Any] = []
 
 
-def missing_output(paths: tuple[str, ...], root: str) -> dict[str, str] | None:
+def missing_output(outputs_of: Any, params: dict[str, Any], root: str) -> dict[str, str] | None:
     """The error of an attempt that succeeded without making one of its declared
-    outputs (relative to ``root``, the recipe's directory); None when all exist."""
+    outputs (``outputs_of(params)``, relative to ``root``, the recipe's directory);
+    None when all exist."""
+    try:
+        paths = outputs_of(params)
+    except Exception as exc:  # ${matrix.X} of a key this instance lacks
+        return error_dict(exc)
     for path in paths:
         if not os.path.exists(os.path.join(root, path)):
             message = f"the task succeeded but its declared output {path} does not exist"
@@ -360,7 +365,7 @@ class BatchRunner:
                         status = status_ok
                         error = None
                         if outputs_of is not None:
-                            error = missing_output(outputs_of(params), root)
+                            error = missing_output(outputs_of, params, root)
                             if error is not None:
                                 value, status = None, FAILED
                     finished = now()
