@@ -470,8 +470,10 @@ def build_tasks(
         found = templates.get(i, ()) if params is not None else ()
         params = params or {}
         before = len(p.errors)
-        matrix, sources = read_sources(p, task.get("matrix", {}), (*path, "matrix"), base_dir or Path.cwd())
-        matrix = check_matrix(p, matrix, (*path, "matrix")) if matrix is not None else {}
+        matrix, sources = {}, ()
+        if "matrix" in task:  # (most tasks of a big recipe have none: a third of the time)
+            matrix, sources = read_sources(p, task["matrix"], (*path, "matrix"), base_dir or Path.cwd())
+            matrix = check_matrix(p, matrix, (*path, "matrix")) if matrix is not None else {}
         if matrix:
             size = limits.matrix_size(matrix)
             total += size
@@ -482,7 +484,9 @@ def build_tasks(
                 )
                 total, matrix = total - size, {}
         matrix_ok = len(p.errors) == before  # else ${matrix.X} would be reported again
-        files = {k: file_list(c, task, k, path, templates.get((i, k), ())) for k in FILE_KEYS}
+        files = {
+            k: file_list(c, task, k, path, templates.get((i, k), ())) if k in task else [] for k in FILE_KEYS
+        }
         needs = c.get(task, "needs", path, strings, [])
         if isinstance(tname, str):
             needs_of[tname] = list(dict.fromkeys(needs))
@@ -508,7 +512,7 @@ def build_tasks(
         except (TypeError, ValueError) as exc:  # the checks above should make this unreachable
             p.add(path, str(exc))
             continue
-        if matrix_ok:
+        if matrix_ok and (spec.templates or spec.files or spec.outputs):
             check_matrix_refs(p, spec, path)
         specs.append(spec)
     check_needs(p, needs_of)

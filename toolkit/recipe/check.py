@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from toolkit.recipe.annotations import check_values, param_checks
 from toolkit.recipe.problems import Locator, Problems, did_you_mean
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
 
     # tasks of one recipe tend to look alike: each shape of params is checked once
     checked: dict[tuple, list[str]] = {}
+    annotated: dict[str, Any] = {}  # per task name: the checks its annotations make
     for spec in recipe.tasks:
         path = ("task", spec.name)
         if spec.uses not in registries.tasks:
@@ -48,6 +50,10 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
             else:
                 where = (*path, "matrix", key)
             p.add(where, problem)
+        checks = annotated.get(spec.uses)
+        if checks is None:
+            checks = annotated[spec.uses] = param_checks(info.func)
+        check_values(p, spec, checks, path)
 
     executor = recipe.run.executor
     if executor != "auto" and executor not in registries.executors:

@@ -9,6 +9,7 @@ read as shell syntax; write pipes and redirections in ``cmd`` itself.
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -19,6 +20,7 @@ COMMAND = "cmd"
 
 #: stands for a reference while the line is split: no shell syntax, never in TOML text
 _MARK = "\0{}\0"
+_PLAIN = re.compile(r"[^'\"\\\s]*(?:[ \t\r\n]+[^'\"\\\s]*)*")
 
 
 def command_mode(uses: Any, params: Any, shell: Any) -> str | None:
@@ -41,7 +43,10 @@ def split_words(cmd: str) -> list[str]:
             refs.append(part.text)
         else:
             marked.append(part)
-    words = shlex.split("".join(marked))
+    line = "".join(marked)
+    # no quotes, backslashes or other whitespace than ASCII's: split() splits it as
+    # shlex does, ten times faster (a recipe may have 100,000 shell tasks)
+    words = line.split() if _PLAIN.fullmatch(line) else shlex.split(line)
     out = []
     for word in words:
         pieces = word.split("\0")

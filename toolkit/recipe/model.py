@@ -48,6 +48,7 @@ def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
 
 av_name = av.matches_re(NAME_RE)
 _NO_MATRIX = Matrix({})
+_NO_PATHS = FilePaths((), ())
 _timeout = av.optional([av.instance_of(float), av.gt(0.0)])
 _count = [av.instance_of(int), av.ge(0)]
 _size = av.optional([av.instance_of(int), av.ge(1)])
@@ -202,7 +203,10 @@ class TaskSpec(TaskInstances):
         )
         object.__setattr__(self, "_template", ParamTemplate(self.name, self.params, self.templates, quoted))
         globs = [key for key, source in self.sources if "glob" in source]
-        object.__setattr__(self, "_paths", FilePaths(self.files, self.outputs, globs))
+        paths = (
+            FilePaths(self.files, self.outputs, globs) if self.files or self.outputs or globs else _NO_PATHS
+        )
+        object.__setattr__(self, "_paths", paths)
 
     def for_worker(self) -> TaskView:
         """This task as worker processes receive it: a plain :class:`TaskView`, which
