@@ -12,7 +12,7 @@ class CommandFailed(Exception):
 
 
 def shell(
-    cmd: str | list[Any],  # words filled in from the recipe keep their type (see _text)
+    cmd: str | list[str],
     shell: bool = False,
     cwd: str | None = None,
     env: dict[str, str] | None = None,
