@@ -146,7 +146,7 @@ class BatchProcess:
 
     ``worker`` is what records say ran them (default ``host:pid`` of the child);
     ``limit`` makes the child exit after that many instances (0: never); ``env``:
-    extra environment variables; ``run_dir``: where the child writes logs and scratch
+    extra environment variables (None unsets one); ``run_dir``: where the child writes logs and scratch
     directories, when not the run's own (``setup.run_dir``: a machine that does not
     share it). The child starts at once and imports the plugin files while the
     caller goes on."""
@@ -157,7 +157,7 @@ class BatchProcess:
         *,
         worker: str | None = None,
         limit: int = 0,
-        env: dict[str, str] | None = None,
+        env: dict[str, str | None] | None = None,
         run_dir: str | None = None,
     ) -> None:
         self.limit = limit
@@ -172,7 +172,7 @@ class BatchProcess:
                     [sys.executable, "-m", "toolkit.execution.subproc", str(cmd_r), str(msg_w), str(slot_fd)],
                     pass_fds=(cmd_r, msg_w, slot_fd),
                     stdin=subprocess.DEVNULL,
-                    env={**os.environ, **env} if env else None,
+                    env=_environment(env) if env else None,
                     start_new_session=True,  # a group of its own: a timeout kills what the task started
                 )
             except BaseException:
@@ -342,6 +342,16 @@ class BatchProcess:
         self.close(kill=True)
 
 
+def _environment(extra: dict[str, str | None]) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
 def _kill_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
@@ -385,8 +395,10 @@ def child_main(argv: list[str]) -> int:
     slot = memoryview(mmap.mmap(slot_fd, SLOT_BYTES)).cast("d")
     try:
         setup, worker, limit = commands.recv()
+        from toolkit.execution.procs import export_cpus
         from toolkit.execution.worker import BatchRunner, load_setup
 
+        export_cpus(1)  # before the tasks' modules load; each batch sets its task's (as pool workers)
         runner = BatchRunner(setup, load_setup(setup), slot)
         if worker:
             runner.worker = worker
@@ -403,6 +415,7 @@ def child_main(argv: list[str]) -> int:
             return 0
         if batch is None:
             return 0
+        export_cpus(getattr(runner.tasks[batch.task].spec, "cpus", 1))
         runner.run(batch, messages.send, limit)
         messages.send(("end", runner.instances_run))
         if limit and runner.instances_run >= limit:

@@ -39,13 +39,13 @@ class Cluster:
         return self.client.run(os.getpid)
 
     def runners(self) -> int:
-        """Runner processes on the workers (toolkit_dask.runner children)."""
+        """Runner processes on the workers (toolkit.execution.subproc children)."""
 
         def count() -> int:
             import psutil
 
             return sum(
-                "toolkit_dask.runner" in " ".join(p.cmdline())
+                "toolkit.execution.subproc" in " ".join(p.cmdline())
                 for p in psutil.Process().children(recursive=True)
             )
 

@@ -308,10 +308,7 @@ class DaskExecutor:
                 del self.flights[batch.id]
                 return
             if error is not None or lost is not None or not final:
-                loss = None
-                if lost is not None:
-                    position, attempt, status, message, started = lost
-                    loss = Lost(piece.start + position, attempt, status, message, worker, started)
+                loss = None if lost is None else attrs.evolve(lost, position=piece.start + lost.position)
                 self._end(flight, piece.start + consumed, loss, events)
                 if error is not None:
                     events.append(WorkerError(f"on {worker}: {error}"))
