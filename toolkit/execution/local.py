@@ -325,10 +325,15 @@ class LocalExecutor:
         process = worker.process
         if isinstance(process, ForkedProcess):  # its sentinel is a pidfd already, if any
             worker.death = process.sentinel
-        elif has_pidfds():
-            worker.death, worker.own_death = os.pidfd_open(process.pid), True
         else:
             worker.death = process.sentinel
+            # the fork server's sentinel is its own socket (no process the task forks holds
+            # it), and its children are not ours: they may be reaped before a pidfd opens
+            if has_pidfds() and self.mp.get_start_method() != "forkserver":
+                try:
+                    worker.death, worker.own_death = os.pidfd_open(process.pid), True
+                except ProcessLookupError:  # pragma: no cover - our child stays a zombie
+                    pass
         self._watch(worker.death, worker, False)
 
     def _spawn_solo(self, batch: Batch) -> _Worker:
