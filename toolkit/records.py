@@ -71,15 +71,20 @@ RECORD_FIELDS: tuple[str, ...] = (
 
 
 def json_encoder(
-    *, default: Any = None, separators: tuple[str, str] = (", ", ": "), sort_keys: bool = False
+    *,
+    default: Any = None,
+    separators: tuple[str, str] = (", ", ": "),
+    sort_keys: bool = False,
+    allow_nan: bool = True,
 ) -> Any:
     """``json.JSONEncoder(ensure_ascii=False, ...).encode``, byte for byte, minus the set-up
     that method repeats on every call (it builds a new C encoder each time): the C
-    encoder is built once and reused. Circular structures still raise ``ValueError``."""
+    encoder is built once and reused. Circular structures still raise ``ValueError``,
+    and so do NaN and infinities unless ``allow_nan``."""
     from json.encoder import c_make_encoder, encode_basestring
 
     slow = json.JSONEncoder(
-        ensure_ascii=False, default=default, separators=separators, sort_keys=sort_keys
+        ensure_ascii=False, default=default, separators=separators, sort_keys=sort_keys, allow_nan=allow_nan
     ).encode
     if c_make_encoder is None:  # pragma: no cover - no C accelerator (PyPy)
         return slow
@@ -95,7 +100,7 @@ def json_encoder(
             item_sep,
             sort_keys,
             False,
-            True,
+            allow_nan,
         )
     except TypeError:  # pragma: no cover - a C encoder with another signature
         return slow
@@ -122,8 +127,67 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-#: a record (or a value of one) as the JSON text of ``results.jsonl``
-encode_json = json_encoder(default=_json_default)
+#: a record (or a value of one) as the JSON text of ``results.jsonl``: strict JSON, so
+#: NaN and infinities raise ValueError (:func:`encode_record` writes them as strings)
+encode_json = json_encoder(default=_json_default, allow_nan=False)
+
+#: what ``results.jsonl`` writes for the floats JSON has no number for (as protobuf's
+#: JSON mapping does); :func:`toolkit.records.strict_values` makes them
+NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _non_finite(x: float) -> str:
+    return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
+
+
+def strict_values(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (keys included) as the string strict JSON
+    has for it: ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; sets and tuples as lists."""
+    if isinstance(obj, float):
+        return obj if obj - obj == 0.0 else _non_finite(obj)  # inf - inf and nan - nan are nan
+    if isinstance(obj, dict):
+        return {
+            (_non_finite(k) if isinstance(k, float) and k - k != 0.0 else k): strict_values(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [strict_values(v) for v in obj]
+    return obj
+
+
+def _valid_text(obj: Any) -> Any:
+    """``obj`` with every string UTF-8 cannot encode (a lone surrogate, as a task may
+    make from undecodable bytes) escaped as text: ``"\\udcff"``."""
+    if isinstance(obj, str):
+        if obj.isascii():
+            return obj
+        return obj.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(obj, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_valid_text(v) for v in obj]
+    return obj
+
+
+def _writable(line: str) -> str:
+    """``line``, once UTF-8 is known to encode it (UnicodeEncodeError otherwise)."""
+    if not line.isascii():
+        line.encode()
+    return line
+
+
+#: what makes a value unwritable: not serialisable, a circular or (RecursionError) too
+#: deeply nested structure, text UTF-8 cannot encode (UnicodeEncodeError, a ValueError)
+UNWRITABLE = (TypeError, ValueError, RecursionError)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return f"it is nested too deeply ({exc})"
+    if isinstance(exc, UnicodeEncodeError):
+        bad = exc.object[exc.start : exc.end]
+        return f"it holds text that is not valid Unicode ({bad!a}: {exc.reason})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def error_dict(exc: BaseException) -> dict[str, str]:
@@ -172,19 +236,41 @@ def make_record(
 
 
 def encode_record(record: dict[str, Any]) -> tuple[str, str]:
-    """``(json line, status)``; a value that cannot be encoded makes the record a failure."""
+    """``(json line, status)`` of a record, in strict JSON that UTF-8 encodes.
+
+    NaN and infinities are written as strings (:func:`strict_values`). A value that
+    cannot be written (not JSON-serialisable, circular, nested deeper than the encoder
+    goes, text with lone surrogates) makes an ok record a ``failed`` one, whose error
+    (``UnserialisableResult``) says why; text elsewhere in the record that UTF-8 cannot
+    encode (a task's error message) is escaped. One bad value fails one instance."""
     try:
-        return encode_json(record), record["status"]
-    except (TypeError, ValueError) as exc:
-        record = dict(record)
-        record["value"] = None
-        record["status"] = Status.FAILED
-        record["error"] = {
-            "type": "UnserialisableResult",
-            "message": f"the task returned a value that cannot be written as JSON: {exc}",
-            "traceback": "",
-        }
-        return encode_json(record), Status.FAILED
+        return _writable(encode_json(record)), record["status"]
+    except UNWRITABLE:
+        pass
+    try:
+        return _writable(encode_json(strict_values(record))), record["status"]
+    except UNWRITABLE as exc:
+        problem = exc
+    record = dict(record)
+    value, record["value"] = record["value"], None
+    try:
+        _writable(encode_json(strict_values(value)))
+    except UNWRITABLE as exc:
+        if record["status"] == Status.OK:
+            record["status"] = Status.FAILED
+            record["error"] = {
+                "type": "UnserialisableResult",
+                "message": f"the task returned a value that cannot be written as JSON: {_why(exc)}",
+                "traceback": "",
+            }
+    else:
+        record["value"] = value  # the value can be written: the problem is elsewhere
+    try:
+        return encode_json(_valid_text(strict_values(record))), record["status"]
+    except UNWRITABLE:  # pragma: no cover - params and ids come from a validated recipe
+        record.update(params={}, value=None, status=Status.FAILED)
+        record["error"] = {"type": "UnserialisableRecord", "message": _why(problem), "traceback": ""}
+        return encode_json(_valid_text(record)), Status.FAILED
 
 
 class Instance:

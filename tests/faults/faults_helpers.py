@@ -45,10 +45,59 @@ TASKS = textwrap.dedent(
         return i
 
 
+    def deep(n):
+        value = []
+        for _ in range(n):
+            value = [value]
+        return value
+
+
+    def value_of(kind: str, i: int = 0):
+        """A value of one kind: most of them JSON has no plain way to write."""
+        if kind == "surrogate":
+            return "caf\\udcff"
+        if kind == "deep":
+            return deep(100_000)
+        if kind == "nan":
+            return float("nan")
+        if kind == "infinities":
+            return {"up": float("inf"), "down": [float("-inf"), 1.5]}
+        if kind == "object":
+            return object()
+        if kind == "raise_surrogate":
+            raise ValueError("bad byte \\udcff")
+        if kind == "print_surrogate":
+            print("printed \\udcff")
+            return "printed"
+        if kind == "print":
+            print(f"line of {i}")
+            return i
+        return i
+
+
+    def chdir_away(i: int, ctx) -> str:
+        """Change directory, then print and use the scratch directory."""
+        os.chdir(os.path.dirname(os.path.abspath(ctx.run_dir.parent.parent.parent)))
+        print(f"after chdir {i}")
+        (ctx.scratch / "file").write_text(str(i))
+        return os.getcwd()
+
+
+    def echo(word: str, fail: bool = True) -> str:
+        """Print ``word`` (into the instance's log); fail on request."""
+        print(f"word: {word}")
+        if fail:
+            raise RuntimeError(f"failed on purpose ({len(word)} characters)")
+        return word
+
+
     @toolkit.hookimpl
     def toolkit_register_tasks(registry):
+        registry.add(echo, name="faults.echo")
         registry.add(mark, name="faults.mark")
         registry.add(raw_stdout, name="faults.raw_stdout")
+        registry.add(value_of, name="faults.value_of")
+        registry.add(chdir_away, name="faults.chdir_away")
     '''
 )
 

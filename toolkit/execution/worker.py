@@ -218,9 +218,15 @@ class BatchRunner:
     def _write_log(self, instance: str, text: str) -> None:
         if self.logs is None or not text:
             return
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / log_name(instance), "a", encoding="utf-8") as f:
-            f.write(text)
+        try:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            # text UTF-8 cannot encode (a lone surrogate a task printed) written escaped
+            with open(self.logs / log_name(instance), "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(text)
+        except OSError:
+            # a full disk or the file size limit: the log loses this text, the instance
+            # keeps its record; the supervisor, whose writes fail too, ends the run
+            pass
 
     def run(self, batch: Batch, emit: Callable[[tuple], None], limit: int = 0) -> int:
         """Run ``batch``; ``emit(("rec", batch_id, consumed, n, lines, bad, final, elapsed))``.
@@ -426,12 +432,16 @@ class BatchRunner:
                             value_js = repr(value)
                         elif kind is str:
                             value_js = encode_str(value)
+                            if not value.isascii():  # (a flag: no scan) a lone surrogate raises
+                                value.encode()
                         elif kind is float and -_INF < value < _INF:
                             value_js = repr(value)
                         elif value is None:
                             value_js = "null"
-                        else:
+                        else:  # NaN and infinities raise: the general path writes them
                             value_js = encode(value)
+                            if not value_js.isascii():
+                                value_js.encode()
                         if params_js is None:
                             params_js = encode(params)
                         line = (
@@ -442,8 +452,8 @@ class BatchRunner:
                             f'"duration_s": {duration_js}, "worker": {worker_js}, '
                             f'"peak_rss_mib": {peak_js}, "cached": null}}'
                         )
-                    except (TypeError, ValueError):
-                        line = None  # the general path below makes it a failed record
+                    except (TypeError, ValueError, RecursionError):
+                        line = None  # the general path below writes what it can (encode_record)
                 if line is None:
                     if secrets:
                         params, value, error = _masked(spec, params, value, error)
