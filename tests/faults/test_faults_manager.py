@@ -49,7 +49,8 @@ def test_a_killed_manager_fails_the_run_cleanly(folder):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("toolkit: error: the pool's result queue is gone")
     run = only_run(folder / "out", "r")
-    assert manifest(run)["status"] == "failed"
+    meta = manifest(run)
+    assert meta["status"] == "failed" and "the pool's result queue is gone" in meta["reason"]
     before = strict_records(run / "results.jsonl")
     assert 0 < len(before) < 200
     res = run_toolkit(folder, "run", "r.toml", "--resume", "-q")

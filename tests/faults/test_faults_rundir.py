@@ -27,8 +27,12 @@ def entries(path) -> list[str]:
 @pytest.mark.parametrize(
     ("make", "output", "needles"),
     [
-        (lambda f: (f / "afile").write_text(""), "afile", ("afile is a file, not a directory",)),
-        (lambda f: (f / "o" / "r").parent.mkdir() or (f / "o" / "r").write_text(""), "o", ("o/r is a file",)),
+        (lambda f: (f / "afile").write_text(""), "afile", ("afile is not a directory",)),
+        (
+            lambda f: (f / "o" / "r").parent.mkdir() or (f / "o" / "r").write_text(""),
+            "o",
+            ("o/r is not a directory",),
+        ),
         (lambda f: (f / "o" / "r" / "latest").mkdir(parents=True), "o", ("o/r/latest is a directory",)),
     ],
     ids=["output-is-a-file", "recipe-dir-is-a-file", "latest-is-a-directory"],

@@ -294,7 +294,7 @@ def _check_base(output: Path, base: Path) -> None:
     """``<output>/<recipe>`` can hold a new run: make it, or say why not."""
     for path in (output, base):
         if path.exists() and not path.is_dir():
-            raise StorageError(f"{path} is a file, not a directory (use --output DIR elsewhere)")
+            raise StorageError(f"{path} is not a directory (use --output DIR elsewhere)")
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
