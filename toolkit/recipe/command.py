@@ -2,7 +2,8 @@
 
 ``params.cmd`` of a ``uses = "shell"`` task is split into words *before* references are
 filled in, so that a value with spaces or quotes (``my file's.csv``) stays one argument:
-the task receives the words as a list. With ``shell = true`` the line goes to a shell
+the task receives the words as a list (a line without references stays a string, split
+the same way by the task). With ``shell = true`` the line goes to a shell
 as written, and every value filled into it is shell-quoted instead. A value is never
 read as shell syntax; write pipes and redirections in ``cmd`` itself.
 """
@@ -26,8 +27,11 @@ _PLAIN = re.compile(r"[^'\"\\\s]*(?:[ \t\r\n]+[^'\"\\\s]*)*")
 def command_mode(uses: Any, params: Any, shell: Any) -> str | None:
     """``"words"`` (split, then fill), ``"quoted"`` (fill, shell-quoted) or None (not a
     ``shell`` task's string ``cmd``). ``shell`` is the resolved ``params.shell``."""
-    if uses != SHELL_TASK or not isinstance(params, dict) or not isinstance(params.get(COMMAND), str):
+    if uses != SHELL_TASK or not isinstance(params, dict):
         return None
+    cmd = params.get(COMMAND)
+    if not isinstance(cmd, str) or "${" not in cmd:
+        return None  # nothing filled in: the task splits the line itself, as the recipe shows it
     return "quoted" if shell is True else "words"
 
 
