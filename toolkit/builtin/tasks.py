@@ -12,7 +12,8 @@ class CommandFailed(Exception):
 
 
 def shell(
-    cmd: str | list[str],
+    # a list: words, each one argument; a word that is one ${...} keeps the value's type
+    cmd: str | list[Any],
     shell: bool = False,
     cwd: str | None = None,
     env: dict[str, str] | None = None,
