@@ -42,20 +42,23 @@ def test_plain_ids_are_their_own_names():
 
 
 def test_every_failure_has_its_own_log_and_show_names_it(folder):
-    task = f'[[task]]\nname = "t"\nuses = "faults.echo"\nmatrix = {{ word = {json.dumps(WORDS)} }}\n'
+    task = f'[[task]]\nname = "t"\nuses = "faults.echo"\nmatrix = {{ word = {json.dumps(WORDS)}, fail = [true, false] }}\n'
     (folder / "r.toml").write_text(recipe_text("r", task, run='executor = "pool"\nkeep_going = true'))
     res = run_toolkit(folder, "run", "r.toml", "-q")
     assert res.returncode == 1, res.stderr
     run = only_run(folder / "out", "r")
     assert [p.name for p in folder.iterdir() if p.name not in ("out", "r.toml", "faults_tasks.py")] == []
     logs = sorted((run / "logs").iterdir())
-    assert len(logs) == len(WORDS)  # no two instances share a log
-    for rec in strict_records(run / "results.jsonl"):
+    assert len(logs) == 2 * len(WORDS)  # no two instances share a log
+    records = strict_records(run / "results.jsonl")
+    assert sorted(r["status"] for r in records) == ["failed"] * len(WORDS) + ["ok"] * len(WORDS)
+    for rec in records:
         text = (run / "logs" / log_name(rec["instance"])).read_text()
         assert f"word: {rec['params']['word']}\n" in text
     shown = run_toolkit(folder, "show", str(run)).stdout.decode()
     named = [line.split("log: ", 1)[1] for line in shown.splitlines() if "log: " in line]
-    assert sorted(named) == sorted(str(p) for p in logs)
+    failed = [run / "logs" / log_name(r["instance"]) for r in records if r["status"] == "failed"]
+    assert sorted(named) == sorted(str(p) for p in failed)
 
 
 def test_a_task_that_changes_directory_keeps_its_log_and_scratch(folder):
