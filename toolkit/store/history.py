@@ -80,34 +80,116 @@ def count_records(run: RunDir) -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
     for rec in run.latest_records().values():
         status = rec.get("status")
-        if status in counts:
+        if isinstance(status, str) and status in counts:
             counts[status] += 1
     return counts
 
 
+#: the manifest fields the history reads, and what each must be
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "status": str,
+    "reason": str,
+    "recipe": str,
+    "recipe_path": str,
+    "started": str,
+    "finished": str,
+    "duration_s": (int, float),
+    "counts": dict,
+    "resumed": list,
+    "scheduled_for": str,
+    "overrides": list,
+    "pid": int,
+    "host": str,
+    "executor": str,
+    "executor_reason": str,
+    "workers": int,
+    "start_method": str,
+    "toolkit": str,
+    "python": str,
+    "plugins": dict,
+}
+#: status of a run whose manifest cannot be read, or holds fields of the wrong type
+DAMAGED = "damaged"
+
+
+def check_manifest(manifest: Any) -> tuple[dict[str, Any], list[str]]:
+    """``(the fields that are as they should be, what is wrong with the others)``: a
+    manifest edited by hand or cut short must not take ``runs`` or ``show`` down."""
+    if not isinstance(manifest, dict):
+        return {}, ["not a table"]
+    good: dict[str, Any] = {}
+    problems = []
+    for key, value in manifest.items():
+        kind = _FIELDS.get(key)
+        if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            problems.append(f"{key} is {_kind(value)}")
+            continue
+        if key == "counts":
+            value = {k: v for k, v in value.items() if _count(v)}
+            if len(value) < len(manifest[key]):
+                problems.append("counts holds values that are not counts")
+        elif key in ("resumed", "overrides") and not all(isinstance(v, str) for v in value):
+            problems.append(f"{key} holds values that are not strings")
+            value = [v for v in value if isinstance(v, str)]
+        elif key == "plugins":
+            value = {str(k): str(v) for k, v in value.items()}
+        good[key] = value
+    if "status" not in manifest:
+        problems.append("it has no status")
+    return good, problems
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array"}
+    return names.get(type(value), "a table" if isinstance(value, dict) else f"a {type(value).__name__}")
+
+
 @attrs.define
 class RunEntry:
-    """One run as the history shows it."""
+    """One run as the history shows it. A run whose manifest is damaged has the status
+    ``damaged`` and says why in ``problem``; what could be read of it is still shown."""
 
     run: RunDir
     manifest: dict[str, Any]
     status: str
     counts: dict[str, int]
+    problem: str = ""
 
     @classmethod
     def read(cls, run: RunDir) -> RunEntry:
-        manifest = run.read_manifest()
-        status = effective_status(manifest, run.path)
+        """The run's entry; ``RunError`` only when ``run`` is no run directory at all."""
+        if not run.manifest_path.is_file():
+            run.read_manifest()  # raises the RunError that says so
+        try:
+            manifest, problems = check_manifest(run.read_manifest())
+        except RunError as exc:
+            manifest, problems = {}, [_reason(exc, run)]
+        except UnicodeDecodeError:
+            manifest, problems = {}, [f"{MANIFEST} is not UTF-8 text"]
+        except OSError as exc:
+            manifest, problems = {}, [f"{MANIFEST} cannot be read: {exc.strerror or exc}"]
+        problem = "; ".join(problems)
+        if problem and not problem.startswith(MANIFEST):
+            problem = f"{MANIFEST}: {problem}"
+        status = DAMAGED if problems else effective_status(manifest, run.path)
         counts = dict(manifest.get("counts") or {})
         if not any(counts.get(s) for s in STATUSES):  # not finished: count what is on disk
             counts.update(count_records(run))
             if isinstance(counts.get("total"), int):
                 counts["not_run"] = max(0, counts["total"] - sum(counts.get(s, 0) for s in STATUSES))
-        return cls(run=run, manifest=manifest, status=status, counts=counts)
+        return cls(run=run, manifest=manifest, status=status, counts=counts, problem=problem)
 
     @property
     def recipe(self) -> str:
         return str(self.manifest.get("recipe") or self.run.recipe_name)
+
+    @property
+    def damaged(self) -> bool:
+        return self.status == DAMAGED
 
     @property
     def started(self) -> float:
@@ -123,13 +205,21 @@ class RunEntry:
         return sum(self.counts.get(s, 0) for s in FAILED_STATUSES)
 
     def note(self) -> str:
-        notes = []
+        notes = [self.problem] if self.problem else []
         if self.manifest.get("scheduled_for"):
             notes.append(f"scheduled for {show_time(self.manifest['scheduled_for'])}")
         resumed = self.manifest.get("resumed") or []
         if resumed:
             notes.append(f"resumed {len(resumed)}x")
         return ", ".join(notes)
+
+
+def _reason(exc: RunError, run: RunDir) -> str:
+    """Why a manifest could not be read, in a line (TOML's message names the line)."""
+    text = str(exc)
+    if "is damaged: " in text:
+        return f"{MANIFEST} is not valid TOML: {text.split('is damaged: ', 1)[1]}"
+    return text.replace(str(run.path) + "/", "")
 
 
 def recipe_dirs(output: Path) -> list[Path]:
@@ -139,15 +229,12 @@ def recipe_dirs(output: Path) -> list[Path]:
 
 
 def iter_runs(output: Path, recipe: str | None = None) -> Iterator[RunEntry]:
-    """Every readable run under ``output`` (or of one recipe), in no particular order;
-    a run directory whose manifest is damaged is passed over."""
+    """Every run under ``output`` (or of one recipe), in no particular order; a run whose
+    manifest is damaged is one too, with the status ``damaged``."""
     bases = [output / recipe] if recipe else recipe_dirs(output)
     for base in bases:
         for path in runs_of(base):
-            try:
-                yield RunEntry.read(RunDir(path))
-            except RunError:
-                continue
+            yield RunEntry.read(RunDir(path))
 
 
 def list_runs(output: Path, recipe: str | None = None) -> list[RunEntry]:
@@ -198,6 +285,8 @@ def failures(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     bad, skipped = [], []
     for rec in run.latest_records().values():
         status = rec.get("status")
+        if not isinstance(status, str):
+            continue
         if status in FAILED_STATUSES:
             bad.append(rec)
         elif status == "skipped":

@@ -266,7 +266,7 @@ class RunDir:
         latest: dict[str, dict[str, Any]] = {}
         for rec in self.records():
             key = rec.get("key")
-            if key:
+            if key and isinstance(key, str):  # a line edited by hand may hold anything
                 latest[key] = rec
         return latest
 

@@ -15,6 +15,7 @@ DEFAULT_OUTPUT = "runs"
 #: failures `toolkit show` lists unless --all
 SHOW_FAILURES = 20
 _COLOURS = {
+    "damaged": "31",
     "succeeded": "32",
     "failed": "31",
     "incomplete": "33",
@@ -165,6 +166,8 @@ def show_command(args) -> int:
         ("finished", show_time(m.get("finished")) if m.get("finished") else "-"),
         ("duration", show_duration(entry.duration)),
     ]
+    if entry.damaged:
+        lines.append(("", f"{entry.problem} (what could be read is shown)"))
     if entry.status == "dead":
         lines.append(("", f"marked running, but its process (pid {m.get('pid')}) is gone: it was killed"))
     if m.get("resumed"):
@@ -211,7 +214,8 @@ def show_command(args) -> int:
     if skipped:
         by_task: dict[str, int] = {}
         for rec in skipped:
-            by_task[rec.get("task", "?")] = by_task.get(rec.get("task", "?"), 0) + 1
+            task = str(rec.get("task", "?"))
+            by_task[task] = by_task.get(task, 0) + 1
         print()
         print("skipped: " + ", ".join(f"{n} of {task}" for task, n in by_task.items()))
         head = error_head(skipped[0].get("error"), lines=1)
