@@ -54,7 +54,7 @@ DRIVER = textwrap.dedent(
     from toolkit.schedule import children, daemon
 
     fake = sys.argv[1]
-    children.run_command = lambda recipe, plugins=(): [sys.executable, fake, str(recipe)]
+    children.run_command = lambda recipe, plugins=(), overrides=(): [sys.executable, fake, str(recipe)]
     daemon.TERM_WAIT = 1.0
     from toolkit.cli import main
 

@@ -38,7 +38,7 @@ class World:
         monkeypatch.setattr(children, "start_run", self.start_run)
         monkeypatch.setattr(children, "is_our_run", lambda pid, run_id: self.alive(pid))
 
-    def start_run(self, recipe, *, slot, run_id, plugins=()) -> FakeRun:
+    def start_run(self, recipe, *, slot, run_id, plugins=(), overrides=()) -> FakeRun:
         run = FakeRun(pid=1000 + len(self.runs), slot=slot, run_id=run_id)
         self.runs.append(run)
         return run

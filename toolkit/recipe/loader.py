@@ -107,7 +107,11 @@ def plain(value: Any, path: tuple, problems: Problems) -> Any:
 
 def merge(base: Any, top: Any, path: tuple = ()) -> Any:
     """Deep merge, ``top`` wins. Tables merge key by key; ``[[task]]`` tables merge by
-    name; ``recipe.plugins`` lists are joined; other arrays are replaced."""
+    name; ``recipe.plugins`` lists are joined; other arrays are replaced. In
+    ``[schedule]``, ``cron`` and ``every`` are one choice: the one ``top`` makes replaces
+    the other in ``base``."""
+    if path == ("schedule",) and isinstance(base, dict) and isinstance(top, dict):
+        base = _without_other_timing(base, top)
     if not isinstance(base, dict) or not isinstance(top, dict):
         if path == ("recipe", "plugins") and isinstance(base, list) and isinstance(top, list):
             return base + [p for p in top if p not in base]
@@ -118,6 +122,17 @@ def merge(base: Any, top: Any, path: tuple = ()) -> Any:
     for key, value in top.items():
         out[key] = merge(out[key], value, (*path, key)) if key in out else value
     return out
+
+
+#: the keys of [schedule] that say when: a recipe has one of them
+_TIMING = ("cron", "every")
+
+
+def _without_other_timing(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    chosen = [k for k in _TIMING if k in top]
+    if len(chosen) != 1:
+        return base  # none, or both (an error the schedule's check reports)
+    return {k: v for k, v in base.items() if k not in _TIMING or k == chosen[0]}
 
 
 def _merge_tasks(base: list, top: list) -> list:
@@ -427,6 +442,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], sources: Sou
             continue
         if parts[0] == "vars" and parts[-1] not in node:
             new_vars.append((label, parts))
+        if walked == ("schedule",) and parts[-1] in _TIMING:  # as an include does
+            for other in _TIMING:
+                node.pop(other, None)
         node[parts[-1]] = value
         sources.maps.append((label, {(*walked, parts[-1]): None}))  # type: ignore[dict-item]
     for label, parts in new_vars:

@@ -19,20 +19,26 @@ from toolkit.schedule.state import iso
 from toolkit.store.runid import ENV_RUN_ID, ENV_SCHEDULED_FOR
 
 
-def run_command(recipe: Path, plugins: tuple[str, ...] = ()) -> list[str]:
+def run_command(recipe: Path, plugins: tuple[str, ...] = (), overrides: tuple[str, ...] = ()) -> list[str]:
     args = [a for p in plugins for a in ("-p", p)]
-    return [sys.executable, "-m", "toolkit", "run", *args, str(recipe)]
+    sets = [a for o in overrides for a in ("--set", o)]
+    return [sys.executable, "-m", "toolkit", "run", *args, str(recipe), *sets]
 
 
 def start_run(
-    recipe: Path, *, slot: datetime, run_id: str, plugins: tuple[str, ...] = ()
+    recipe: Path,
+    *,
+    slot: datetime,
+    run_id: str,
+    plugins: tuple[str, ...] = (),
+    overrides: tuple[str, ...] = (),
 ) -> subprocess.Popen:
     """Start one run; its output goes where the scheduler's goes. Raises OSError."""
     env = dict(os.environ)
     env[ENV_SCHEDULED_FOR] = iso(slot)
     env[ENV_RUN_ID] = run_id
     return subprocess.Popen(
-        run_command(recipe, plugins),
+        run_command(recipe, plugins, overrides),
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,

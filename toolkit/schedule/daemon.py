@@ -239,7 +239,13 @@ class Daemon:
         self.save(job)
         started = self.now()
         try:
-            proc = children.start_run(job.recipe.path, slot=slot, run_id=run_id, plugins=self.plugins)
+            proc = children.start_run(
+                job.recipe.path,
+                slot=slot,
+                run_id=run_id,
+                plugins=self.plugins,
+                overrides=job.recipe.overrides,
+            )
         except OSError as exc:
             msg = f"cannot start run {run_id} for slot {iso(slot)}: {exc}"
             self.event("error", f"{job.name}: {msg}", recipe=job.name, scheduled=iso(slot), message=msg)
@@ -334,7 +340,7 @@ class Daemon:
                 )
                 continue
             try:
-                new = read_scheduled(given)
+                new = read_scheduled(given, job.recipe.overrides)
             except Exception as exc:  # a bad edit, or a loader bug: the daemon goes on either way
                 msg = exc.message if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {exc}"
                 self.event(

@@ -92,9 +92,10 @@ def crontab_lines(
         if tz != current_tz:
             lines.append(f"CRON_TZ={tz}")
             current_tz = tz
+        sets = "".join(f" --set {shlex.quote(o)}" for o in r.overrides)
         command = (
             f"cd {shlex.quote(cwd)} && {shlex.quote(python)} -m toolkit run{plugin_args}"
-            f" {shlex.quote(str(r.path))}"
+            f" {shlex.quote(str(r.path))}{sets}"
         )
         lines.append(f"{fields} {_cron_escape(command)}")
     return lines, impossible

@@ -21,6 +21,9 @@ class Scheduled:
     schedule: ScheduleSpec
     #: where its runs go (``<output.dir>/<name>``, absolute): the daemon reads how each ended
     runs: Path | None = None
+    #: ``--set`` overrides of ``toolkit schedule``: applied when the recipe is read (they
+    #: may change [schedule]) and passed on to each of its runs
+    overrides: tuple[str, ...] = ()
 
 
 def file_key(path: Path) -> tuple[int, int, int] | None:
@@ -32,7 +35,7 @@ def file_key(path: Path) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def read_scheduled(given: str) -> Scheduled:
+def read_scheduled(given: str, overrides: tuple[str, ...] = ()) -> Scheduled:
     """Read and validate a recipe that must have a ``[schedule]`` table.
 
     Raises :class:`toolkit.errors.ToolkitError` (exit code 2) with a message naming the
@@ -40,20 +43,27 @@ def read_scheduled(given: str) -> Scheduled:
     """
     from toolkit.recipe import read_recipe
 
-    recipe = read_recipe(given)
+    recipe = read_recipe(given, overrides=overrides)
     if recipe.schedule is None:
         raise RecipeError(given, "schedule", "the recipe has no [schedule] table (cron = ... or every = ...)")
     path = recipe.path if recipe.path is not None else Path(given).resolve()
     runs = (Path(recipe.output.dir) / recipe.name).absolute()
-    return Scheduled(name=recipe.name, path=path, given=given, schedule=recipe.schedule, runs=runs)
+    return Scheduled(
+        name=recipe.name,
+        path=path,
+        given=given,
+        schedule=recipe.schedule,
+        runs=runs,
+        overrides=tuple(overrides),
+    )
 
 
-def read_all(given: list[str]) -> list[Scheduled]:
+def read_all(given: list[str], overrides: tuple[str, ...] = ()) -> list[Scheduled]:
     """Read every recipe; report all problems together; refuse two recipes of one name."""
     recipes, errors = [], []
     for g in given:
         try:
-            recipes.append(read_scheduled(g))
+            recipes.append(read_scheduled(g, overrides))
         except RecipeErrors as exc:
             errors.extend(exc.errors)
         except RecipeError as exc:

@@ -25,6 +25,9 @@ def toolkit_add_commands(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=RawDescriptionHelpFormatter,
     )
     p.add_argument("recipes", nargs="+", metavar="RECIPE", help="recipe files with a [schedule] table")
+    from toolkit.builtin.commands.run import add_set_option
+
+    add_set_option(p)  # applied to every recipe, and passed on to each of its runs
     p.add_argument(
         "--state",
         metavar="DIR",
@@ -75,7 +78,7 @@ def schedule_command(args: argparse.Namespace) -> int:
         grace = parse_duration(args.grace)
     except ValueError as exc:
         raise UsageError(f"--grace: {exc}") from None
-    recipes = read_all(args.recipes)
+    recipes = read_all(args.recipes, tuple(args.overrides))
     plugins = tuple(args.plugins)
 
     if args.next_n is not None:
