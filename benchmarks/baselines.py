@@ -220,6 +220,37 @@ def transport(kind, n, out_dir, start_method):
     )
 
 
+# -- case 11: many tasks in needs chains -----------------------------------------------
+
+
+def chains(n, chain, start_method):
+    """n no-op tasks in chains of `chain`: each submitted once the one it needs returned."""
+    import multiprocessing as mp
+    import threading
+
+    ctx = mp.get_context(start_method)
+    done = []
+    finished = threading.Event()
+    t1 = time.perf_counter()
+    with ctx.Pool(WORKERS) as pool:
+
+        def submit(i):
+            pool.apply_async(noop, callback=lambda _r: landed(i))
+
+        def landed(i):
+            done.append(i)
+            if (i + 1) % chain and i + 1 < n:
+                submit(i + 1)
+            if len(done) == n:
+                finished.set()
+
+        for first in range(0, n, chain):
+            submit(first)
+        finished.wait()
+    run = time.perf_counter() - t1
+    return dict(import_s=0.0, startup_s=0.0, run_s=run, check=sorted(done) == list(range(n)))
+
+
 # -- case 8: dask, a fresh script against a running cluster --------------------------
 
 
@@ -246,10 +277,11 @@ def main():
     import argparse
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["tiny", "processes", "cpu", "transport", "dask"])
+    ap.add_argument("case", choices=["tiny", "processes", "cpu", "transport", "dask", "chains"])
     ap.add_argument("method", nargs="?", default="")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--loops", type=int, default=0)
+    ap.add_argument("--chain", type=int, default=10)
     ap.add_argument("--start-method", default="fork")
     ap.add_argument("--out-dir", default=".")
     ap.add_argument("--address", default="")
@@ -260,6 +292,8 @@ def main():
         res = processes(args.start_method, args.n)
     elif args.case == "dask":
         res = dask_map(args.address, args.loops, args.n)
+    elif args.case == "chains":
+        res = chains(args.n, args.chain, args.start_method)
     elif args.case == "cpu":
         res = cpu_pool(args.loops, args.n, args.start_method)
     else:

@@ -59,8 +59,8 @@ def run(cfg: Config) -> CaseResult:
     out.target(
         "toolkit --help / python -c pass",
         helpr,
-        "<= 4.0x",
-        None if helpr is None else helpr <= 4.0,
+        "<= 3.0x",
+        None if helpr is None else helpr <= 3.0,
         f"{helpr:.2f}x" if helpr else "",
     )
     out.notes.append(f"console script: {tk[0]}")

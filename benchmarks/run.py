@@ -38,6 +38,8 @@ CASES = {
     "8": "case_8_dask",
     "9": "case_9_report",
     "10": "case_10_cache",
+    "11": "case_11_chains",
+    "12": "case_12_schedule",
 }
 
 

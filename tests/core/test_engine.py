@@ -38,6 +38,65 @@ def test_a_2000_instance_sweep_records_every_instance_once(run_recipe):
     assert res.manifest["counts"]["ok"] == 2000
 
 
+NEEDS_GRAPH = """
+[recipe]
+name = "graph"
+plugins = ["toolkit.conformance"]
+[run]
+executor = "pool"
+workers = 2
+keep_going = true
+[[task]]
+name = "d"
+uses = "conformance.add_inputs"
+needs = ["b", "c", "b"]
+[[task]]
+name = "c"
+uses = "conformance.square"
+params = { x = 3 }
+needs = ["a"]
+[[task]]
+name = "b"
+uses = "conformance.square"
+params = { x = 2 }
+needs = ["a"]
+[[task]]
+name = "a"
+uses = "conformance.square"
+matrix = { x = { range = [0, 5] } }
+[[task]]
+name = "h"
+uses = "conformance.add_inputs"
+needs = ["g"]
+[[task]]
+name = "g"
+uses = "conformance.add_inputs"
+needs = ["f"]
+[[task]]
+name = "f"
+uses = "conformance.fail_on"
+params = { bad = 0 }
+matrix = { x = [0, 1] }
+"""
+
+
+def test_needs_in_any_order_start_after_every_need_and_skips_go_down_chains(run_recipe):
+    res = run_recipe(NEEDS_GRAPH)
+    assert res.exit_code == 1, res.stderr
+    by_task: dict[str, list] = {}
+    for r in res.records:
+        by_task.setdefault(r["task"], []).append(r)
+    assert sorted(r["status"] for r in by_task["f"]) == ["failed", "ok"]
+    for name, need in (("g", "'f'"), ("h", "'g'")):
+        (rec,) = by_task[name]
+        assert rec["status"] == "skipped"
+        assert need in rec["error"]["message"]
+    (b,), (c,), (d,) = by_task["b"], by_task["c"], by_task["d"]
+    assert d["value"] == {"total": 4 + 9, "order": [b["instance"], c["instance"]]}
+    assert min(b["started"], c["started"]) >= max(r["finished"] for r in by_task["a"])
+    assert d["started"] >= max(b["finished"], c["finished"])
+
+
 def test_python_api_runs_a_dict_recipe(tmp_path):
     recipe = {
         "recipe": {"name": "api", "plugins": ["toolkit.conformance"]},

@@ -61,6 +61,9 @@ class TaskState:
     per_item: float | None = None
     dispatched_once: int = 0
     inputs: list[dict[str, Any]] | None = None
+    blockers: int = 0  # needs not done yet
+    dependents: list[TaskState] = attrs.field(factory=list)
+    runnable: bool = False  # its position is in Scheduler._runnable
 
     @property
     def spec(self) -> Any:
@@ -169,6 +172,20 @@ class Scheduler:
             self.states.append(state)
             by_name[rt.spec.name] = state
         self.by_name = by_name
+        # linear in the number of tasks (a recipe may have 10,000 [[task]] tables): a task
+        # counts its needs not done yet and starts when that reaches 0; the loop looks
+        # only at tasks that became ready, that settled records, or that have pending work
+        self._ready: deque[TaskState] = deque()
+        self._touched: list[TaskState] = []  # settled records since the last _refresh
+        self._runnable: list[int] = []  # heap of positions of started tasks with pending work
+        self._undone = len(self.states)
+        for state in self.states:
+            needs = set(state.spec.needs)
+            state.blockers = len(needs)
+            for need in needs:
+                by_name[need].dependents.append(state)
+            if not needs:
+                self._ready.append(state)
         self.sent: dict[int, _Sent] = {}
         self.delayed: list[tuple[float, int, int, int]] = []  # ready at, task, index, attempt
         self.next_id = 0
@@ -195,15 +212,9 @@ class Scheduler:
         return n if isinstance(n, int) and n > 0 else self._workers
 
     # -- readiness ---------------------------------------------------------------
-    def _needs_state(self, state: TaskState) -> str:
-        """'ready', 'wait' or 'skip' for a task that has not started."""
-        for need in state.spec.needs:
-            up = self.by_name[need]
-            if not up.done:
-                return "wait"
-            if up.failures():
-                return "skip"
-        return "ready"
+    def _upstream_failed(self, state: TaskState) -> bool:
+        """Whether a need of ``state`` (all done) did not fully succeed."""
+        return any(self.by_name[need].failures() for need in state.spec.needs)
 
     def _inputs(self, state: TaskState) -> list[dict[str, Any]] | None:
         if not state.rt.takes_inputs:
@@ -216,28 +227,35 @@ class Scheduler:
 
     def _refresh(self) -> None:
         """Start or skip the tasks whose needs have settled; finish settled tasks."""
-        changed = True
-        while changed:
-            changed = False
-            for state in self.states:
-                if state.done:
-                    continue
-                if not state.started:
-                    verdict = self._needs_state(state)
-                    if verdict == "wait":
-                        continue
-                    state.started = True
-                    if verdict == "skip" and not self.stopping:
+        while self._ready or self._touched:
+            while self._ready:
+                state = self._ready.popleft()
+                state.started = True
+                if self._upstream_failed(state):
+                    if not self.stopping:
                         self._skip_all(state)
-                    elif verdict == "skip":
-                        state.pending.clear()
                     else:
-                        state.inputs = self._inputs(state)
-                        self._on_start(state)
-                    changed = True
-                if state.settled >= state.total and not state.done:
+                        state.pending.clear()
+                else:
+                    state.inputs = self._inputs(state)
+                    self._on_start(state)
+                    self._wake(state)
+                self._touched.append(state)
+            touched, self._touched = self._touched, []
+            for state in touched:
+                if state.started and not state.done and state.settled >= state.total:
                     state.done = True
-                    changed = True
+                    self._undone -= 1
+                    for down in state.dependents:
+                        down.blockers -= 1
+                        if down.blockers == 0:
+                            self._ready.append(down)
+
+    def _wake(self, state: TaskState) -> None:
+        """``state`` has pending work: let _dispatch find it."""
+        if state.pending and not state.runnable:
+            state.runnable = True
+            heapq.heappush(self._runnable, state.pos)
 
     def _on_start(self, state: TaskState) -> None:
         """A task is about to start, its upstream values known: run again the instances
@@ -358,6 +376,8 @@ class Scheduler:
                 self.stopping = True
         state.counts[Status.OK] += n - len(statuses)
         state.settled += n
+        if state.settled >= state.total:
+            self._touched.append(state)
         if state.keep_values or self.hook_finish:
             self._decode(state, lines, positions)
         if self.reporter is not None:
@@ -426,6 +446,7 @@ class Scheduler:
         ]
         if rest and not self.stopping:
             state.pending.appendleft((tuple(rest), batch.attempt))
+            self._wake(state)
         elif rest:
             pass  # stopping: they stay not run
         if lost is not None:
@@ -523,9 +544,10 @@ class Scheduler:
                 break
             heapq.heappop(self.delayed)
             self._submit(self.states[pos], (index,), attempt)
-        for state in self.states:
-            if not state.started or state.done or not state.pending:
-                continue
+        # the tasks with pending work, lowest position first, until the executor is full
+        runnable, held_back = self._runnable, []
+        while runnable and self.executor.capacity() > 0:
+            state = self.states[heapq.heappop(runnable)]
             while self.executor.capacity() > 0:
                 if not self._room(state):
                     break
@@ -536,6 +558,12 @@ class Scheduler:
                 if taken is None:
                     break
                 self._submit(state, *taken)
+            if state.pending:
+                held_back.append(state.pos)
+            else:
+                state.runnable = False
+        for pos in held_back:
+            heapq.heappush(runnable, pos)
 
     def _long(self, state: TaskState, size: int) -> bool:
         """Whether a batch of ``size`` instances of ``state`` takes long enough that
@@ -552,7 +580,7 @@ class Scheduler:
             return True
         if self.delayed:
             return False
-        return all(s.done for s in self.states)
+        return self._undone == 0
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> str:
@@ -604,7 +632,7 @@ class Scheduler:
             raise RunError(f"workers could not run the tasks: {self.worker_error}")
         if interrupted:
             return "interrupted"
-        complete = all(s.done for s in self.states)
+        complete = self._undone == 0
         failures = sum(s.failures() for s in self.states)
         return "succeeded" if complete and not failures else "failed"
 
