@@ -572,7 +572,11 @@ class LocalExecutor:
         self._parse(worker, events)
 
     def _end(self, worker: _Worker, *, reap: bool = True) -> None:
-        """Stop watching a process that has exited, end what it left, and reap it."""
+        """Stop watching a process that has exited, end what it left, and reap it; once
+        (``death`` is -1 after: shutdown must not end again, by its pid, a worker ended
+        on the way)."""
+        if worker.death < 0:
+            return
         self._close_pipe(worker)
         self._unwatch(worker.death)
         # its process group first, while its pid (a zombie's) cannot be anyone else's
@@ -722,6 +726,8 @@ class LocalExecutor:
         if self.poller is None:
             worker.process.join(timeout)
             return worker.process.exitcode is not None
+        if worker.death < 0:  # ended already
+            return True
         waiter = select.poll()
         waiter.register(worker.death, select.POLLIN)
         return bool(waiter.poll(math.ceil(timeout * 1000)))
