@@ -1,4 +1,4 @@
-"""Sessions: tests (3.11-3.13, under coverage), plugins, lint, coverage; bench on demand.
+"""Sessions: lint, typing, tests (3.11-3.13, under coverage), plugins, browser, coverage; bench on demand.
 
 `nox` runs the default sessions; `nox -s bench` runs the performance suite.
 """
@@ -14,7 +14,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["lint", "tests", "plugins", "browser", "coverage"]
+nox.options.sessions = ["lint", "typing", "tests", "plugins", "browser", "coverage"]
 
 PYTHONS = ["3.11", "3.12", "3.13"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -63,6 +63,22 @@ def plugins(session: nox.Session) -> None:
         session.install(str(folder))
         if (folder / "tests").is_dir():
             session.run("pytest", str(folder / "tests"), *session.posargs)
+    # what `toolkit init --plugin NAME` writes installs, and its tests pass as written
+    generated = Path(session.create_tmp()) / "toolkit-generated"
+    shutil.rmtree(generated, ignore_errors=True)
+    session.run("toolkit", "init", "--plugin", "generated", str(generated))
+    session.install(str(generated))
+    session.run("pytest", str(generated / "tests"), *session.posargs)
+
+
+@nox.session(python="3.11")
+def typing(session: nox.Session) -> None:
+    """mypy --strict on a third-party plugin (plugins/toolkit-example) against the
+    installed toolkit: its public API is typed (py.typed)."""
+    pytest = [dep for dep in TEST_DEPS if dep.startswith("pytest")]  # the tests' annotations need it
+    session.install(".", "./plugins/toolkit-example", *PYPROJECT["dependency-groups"]["typing"], *pytest)
+    session.chdir("plugins/toolkit-example")  # so that mypy reads toolkit as installed
+    session.run("mypy", "--strict", "toolkit_example", "tests")
 
 
 @nox.session(python="3.11")

@@ -24,18 +24,17 @@ PROG = "toolkit"
 
 
 def preparse_plugins(argv: Sequence[str]) -> list[str]:
-    """The values of every ``-p`` in argv (``-p X``, ``-pX``, ``--plugin X``)."""
+    """The values of every ``-p`` in argv (``-p X``, ``-pX``). (``--plugin`` is not a
+    spelling of it: ``toolkit init --plugin NAME`` names a plugin to write.)"""
     found = []
     args = iter(argv)
     for arg in args:
         if arg == "--":
             break
-        if arg in ("-p", "--plugin"):
+        if arg == "-p":
             value = next(args, None)
             if value is not None:
                 found.append(value)
-        elif arg.startswith("--plugin="):
-            found.append(arg.split("=", 1)[1])
         elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
             found.append(arg[2:])
     return found
@@ -75,7 +74,6 @@ def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
     common.add_argument(
         "-p",
-        "--plugin",
         dest="plugins",
         action="append",
         default=[],

@@ -303,7 +303,7 @@ class ExecutorRegistry(_Registry):
 class SinkInfo(_Info):
     """A result sink: ``factory(run_dir, recipe) -> Sink``."""
 
-    __slots__ = ("doc", "factory")
+    __slots__ = ("check_options", "doc", "factory")
 
     def __init__(
         self,
@@ -311,26 +311,39 @@ class SinkInfo(_Info):
         name: str,
         factory: Callable[..., Any],
         doc: str = "",
+        check_options: Callable[[Mapping[str, Any]], list[str]] | None = None,
         plugin: str | None = None,
         replace: bool = False,
     ) -> None:
         super().__init__(name, plugin, replace)
         self.factory = factory
         self.doc = doc
+        self.check_options = check_options
 
 
 class SinkRegistry(_Registry):
     kind = "sink"
 
-    def add(self, name: str, factory: Callable[..., Any], *, doc: str = "", replace: bool = False) -> None:
+    def add(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        check_options: Callable[[Mapping[str, Any]], list[str]] | None = None,
+        doc: str = "",
+        replace: bool = False,
+    ) -> None:
         """Register sink ``name``: ``factory(run_dir, recipe)`` returns a
-        :class:`~toolkit.store.sinks.Sink` (it may also take ``options``, the recipe's
-        ``[output.NAME]`` table); ``replace``: see :meth:`TaskRegistry.add`."""
+        :class:`~toolkit.store.sinks.Sink`, which finds its options (the recipe's
+        ``[output.NAME]`` table) in ``recipe.output.options_for(NAME)``;
+        ``check_options(table)`` returns the problems of that table (validation reports
+        them with the recipe's file and line); ``replace``: see :meth:`TaskRegistry.add`."""
         self._put(
             name,
             SinkInfo(
                 name=name,
                 factory=factory,
+                check_options=check_options,
                 doc=doc or _first_doc_line(factory),
                 plugin=self.plugin_adding(),
                 replace=replace,

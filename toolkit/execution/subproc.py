@@ -64,9 +64,8 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
-    from toolkit.execution.api import Batch, Event, Records, WorkerSetup
+    from toolkit.execution.api import Batch, Event, Lost, Records, WorkerSetup
 
 __all__ = ["IDLE_EXIT", "BatchOutcome", "BatchProcess"]
 
@@ -112,7 +111,7 @@ class BatchOutcome:
         self.bad: list[tuple[int, str]] = []
         self.final = False
         self.elapsed = 0.0
-        self.lost: Any = None
+        self.lost: Lost | None = None
         self.error: str | None = None
         self.cancelled = False
         self.retired = False

@@ -372,15 +372,21 @@ def build_run(c: Checker, value: Any, base_dir: Path | None = None) -> RunSettin
 def build_output(c: Checker, value: Any) -> OutputSettings:
     table = c.table(value, ("output",)) or {}
     path = ("output",)
-    c.unknown(table, path, K.OUTPUT)
+    # [output.NAME] tables: options of the sink NAME (checked by the sink, if it says how)
+    options = {k: v for k, v in table.items() if isinstance(v, dict) and k not in K.OUTPUT}
+    c.unknown({k: v for k, v in table.items() if k not in options}, path, K.OUTPUT)
     formats = c.get(table, "formats", path, strings, ["jsonl"])
     for i, fmt in enumerate(formats):
         if not fmt.strip():
             c.p.add((*path, "formats", i), "must not be empty")
+    for name in options:
+        if name not in formats and name != "jsonl":
+            c.p.add((*path, name), f"options for format {name!r}, which output.formats does not list")
     return OutputSettings(
         dir=c.get(table, "dir", path, nonempty, "runs"),
         formats=formats,
         keep=c.get(table, "keep", path, integer(0), 0),
+        options=options,
     )
 
 

@@ -71,6 +71,11 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
                 f"unknown result format {fmt!r}{did_you_mean(fmt, known)}"
                 f" (known: {', '.join(known)}){failed}",
             )
+    for sname, options in recipe.output.options.items():
+        if sname in registries.sinks:
+            check = registries.sinks.get(sname).check_options
+            for problem in (check(options) or []) if check is not None else []:
+                p.add(("output", sname), problem)
     for ename, options in recipe.executors.items():
         if ename in registries.executors:
             check = registries.executors.get(ename).check_options

@@ -120,14 +120,22 @@ def _with_jsonl(formats: Any) -> tuple[str, ...]:
 
 @attrs.frozen(kw_only=True)
 class OutputSettings:
-    """The ``[output]`` table. ``formats`` always starts with ``jsonl``."""
+    """The ``[output]`` table. ``formats`` always starts with ``jsonl``; ``options``
+    holds the ``[output.NAME]`` tables, the options of sink NAME."""
 
     dir: str = attrs.field(default="runs", validator=av.instance_of(str))
     formats: tuple[str, ...] = attrs.field(default=("jsonl",), converter=_with_jsonl)
     keep: int = attrs.field(default=0, validator=_count)
+    options: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """The ``[output.NAME]`` table of sink ``name`` ({} when the recipe has none)."""
+        return dict(self.options.get(name, {}))
 
     def to_table(self) -> dict[str, Any]:
-        return {"dir": self.dir, "formats": list(self.formats), "keep": self.keep}
+        table: dict[str, Any] = {"dir": self.dir, "formats": list(self.formats), "keep": self.keep}
+        table.update({name: escape_all(opts) for name, opts in self.options.items()})
+        return table
 
 
 @attrs.frozen(kw_only=True)

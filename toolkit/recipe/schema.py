@@ -121,7 +121,11 @@ def json_schema() -> dict[str, Any]:
             "recipe": _table(K.RECIPE, K.TOP["recipe"].doc),
             "vars": {"type": "object", "description": K.TOP["vars"].doc},
             "run": _table(K.RUN, K.TOP["run"].doc),
-            "output": _table(K.OUTPUT, K.TOP["output"].doc),
+            "output": {
+                **_table(K.OUTPUT, K.TOP["output"].doc),
+                # [output.NAME]: the options of sink NAME
+                "additionalProperties": {"type": "object"},
+            },
             "notify": _table(K.NOTIFY, K.TOP["notify"].doc),
             "executor": {
                 "type": "object",

@@ -1,4 +1,5 @@
-"""``toolkit init``: write a commented starter recipe and the task module it uses."""
+"""``toolkit init``: write a commented starter recipe and the task module it uses;
+``toolkit init --plugin NAME``: write an installable plugin distribution."""
 
 from __future__ import annotations
 
@@ -85,11 +86,16 @@ def toolkit_register_tasks(registry):
 def toolkit_add_commands(subparsers):
     p = subparsers.add_parser(
         "init",
-        help="write a commented starter recipe and its task module",
+        help="write a starter recipe and its task module, or (--plugin NAME) a plugin distribution",
         description="Write a starter recipe (default recipe.toml) and a task module beside it"
-        " (<stem>_tasks.py) that run as written. Refuses to overwrite existing files.",
+        " (<stem>_tasks.py) that run as written. With --plugin NAME, write instead an installable"
+        " plugin distribution (default folder toolkit-NAME): pyproject.toml with the entry point,"
+        " a task, and tests that use toolkit.testing. Refuses to overwrite existing files.",
     )
-    p.add_argument("path", nargs="?", default="recipe.toml", metavar="PATH", help="the recipe to write")
+    p.add_argument(
+        "path", nargs="?", default=None, metavar="PATH", help="the recipe (or plugin folder) to write"
+    )
+    p.add_argument("--plugin", metavar="NAME", help="write a plugin distribution named toolkit-NAME")
     p.set_defaults(handler=init_command)
 
 
@@ -115,7 +121,12 @@ def starter_files(path) -> dict:
 def init_command(args) -> int:
     from toolkit.errors import UsageError
 
-    files = starter_files(args.path)
+    if args.plugin is not None:
+        from toolkit.builtin.commands.init_plugin import plugin_files
+
+        files = plugin_files(args.plugin, args.path)
+    else:
+        files = starter_files(args.path or "recipe.toml")
     existing = [str(p) for p in files if p.exists()]
     if existing:
         raise UsageError(
@@ -126,6 +137,10 @@ def init_command(args) -> int:
         with open(path, "x", encoding="utf-8") as f:
             f.write(text)
         print(f"wrote {path}")
-    recipe = next(iter(files))
-    print(f"next: toolkit run {recipe}")
+    first = next(iter(files))
+    if args.plugin is not None:
+        folder = first.parent
+        print(f"next: pip install -e {folder} && pytest {folder / 'tests'}")
+    else:
+        print(f"next: toolkit run {first}")
     return 0
