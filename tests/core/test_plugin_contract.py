@@ -354,3 +354,17 @@ def test_plugins_shows_what_a_plugin_replaced_and_verbose_shows_where_it_is_from
     assert lines[at + 1] == f"    module: local ({local})"
     assert lines[at + 2] == "    tasks: shell (replaces builtin.tasks)"
     assert "    commands: run" in lines
+
+
+def test_output_tables_are_the_options_of_their_sink(tmp_path, capsys):
+    from toolkit.recipe import read_recipe
+
+    recipe = tmp_path / "r.toml"
+    text = squares().replace('[run]', '[output]\nformats = ["csv"]\n[output.csv]\nsep = ";"\n[run]')
+    recipe.write_text(text)
+    assert read_recipe(recipe).output.options_for("csv") == {"sep": ";"}
+    assert read_recipe(recipe).output.options_for("jsonl") == {}
+    recipe.write_text(text.replace("[output.csv]", "[output.parquet]"))
+    assert main(["validate", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "r.toml:7: output.parquet: options for format 'parquet', which output.formats does not list" in err
