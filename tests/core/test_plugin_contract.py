@@ -360,7 +360,7 @@ def test_output_tables_are_the_options_of_their_sink(tmp_path, capsys):
     from toolkit.recipe import read_recipe
 
     recipe = tmp_path / "r.toml"
-    text = squares().replace('[run]', '[output]\nformats = ["csv"]\n[output.csv]\nsep = ";"\n[run]')
+    text = squares().replace("[run]", '[output]\nformats = ["csv"]\n[output.csv]\nsep = ";"\n[run]')
     recipe.write_text(text)
     assert read_recipe(recipe).output.options_for("csv") == {"sep": ";"}
     assert read_recipe(recipe).output.options_for("jsonl") == {}
