@@ -1,8 +1,9 @@
 """Run ``toolkit`` as its console script would, then report this process's peak memory.
 
-``python benchmarks/launch.py ARGS...`` is ``toolkit ARGS...`` (``toolkit.cli.main``)
-plus one thing: at exit it writes ``{"maxrss_mib": ..., "exit": ...}`` to the file named
-by ``TOOLKIT_BENCH_LAUNCH``: the peak resident memory of this process alone (the
+``python benchmarks/launch.py ARGS...`` is ``toolkit ARGS...`` (``toolkit.cli.main``,
+then ``toolkit.cli.end_process``, as the console script does) plus one thing: at exit
+it writes ``{"maxrss_mib": ..., "exit": ...}`` to the file named by
+``TOOLKIT_BENCH_LAUNCH``: the peak resident memory of this process alone (the
 toolkit's main process, not its workers), from exec to exit. Deliberately thin,
 because under spawn (and forkserver on Python < 3.13.8) every worker re-imports the
 main module.
@@ -45,4 +46,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from toolkit.cli import end_process
+
+    end_process(main())
