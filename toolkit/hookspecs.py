@@ -6,7 +6,12 @@ main process, the one that runs ``toolkit``; workers never call hooks: they impo
 the task functions they need by name.
 
 Arguments may be added to a hook over time, never removed or renamed: an
-implementation only declares the arguments it uses.
+implementation only declares the arguments it uses. Every hook is called through
+pluggy (``tryfirst``, ``trylast`` and ``wrapper=True`` work on each); an
+implementation that raises is named (``plugin 'NAME' failed in toolkit_HOOK: ...``):
+a registration hook or ``toolkit_add_commands`` leaves that plugin out with a warning,
+any other ends the command (or the run) with exit code 2. docs/plugins.md is the
+reference.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ def toolkit_register_sinks(registry: SinkRegistry) -> None:
     Called once per run, in the main process. ``factory(run_dir, recipe)`` returns a
     :class:`toolkit.store.sinks.Sink`: ``write(batch)`` for each batch of records as
     they arrive and ``close(status)`` at the end. A recipe selects sinks with
-    ``[output] formats``. Returns nothing.
+    ``[output] formats``; ``[output.NAME]`` holds a sink's options
+    (``recipe.output.options_for(NAME)``, checked by ``check_options``). Returns nothing.
     """
 
 
@@ -68,9 +74,10 @@ def toolkit_register_sinks(registry: SinkRegistry) -> None:
 def toolkit_configure(recipe: Recipe) -> Recipe | None:
     """See or adjust the validated recipe before it is planned.
 
-    Called in the main process for run, plan and validate, after validation, in plugin
-    order (the last registered plugin first). Return a changed recipe (made with
-    ``attrs.evolve``) to replace it for the hooks that follow, or None to keep it.
+    Called in the main process for run, plan and validate, after validation, plugin by
+    plugin in pluggy's order (the last registered plugin first), each given the recipe
+    as the plugins before it left it. Return a changed recipe (made with
+    ``attrs.evolve``) to replace it, or None to keep it.
     """
 
 
@@ -117,9 +124,9 @@ def toolkit_task_finish(instance: Instance, record: dict[str, Any]) -> None:
 
 @hookspec
 def toolkit_run_finish(run: RunInfo, summary: Summary) -> None:
-    """A run ended (succeeded, failed or interrupted) and its manifest is final.
+    """A run ended (succeeded, failed, incomplete or interrupted) and its manifest is final.
 
-    Called in the main process. ``summary`` has ``status`` and ``counts``. Returns
+    Called in the main process, however the run ended (by an error too). ``summary`` has ``status`` and ``counts``. Returns
     nothing.
     """
 
