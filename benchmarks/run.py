@@ -40,6 +40,7 @@ CASES = {
     "10": "case_10_cache",
     "11": "case_11_chains",
     "12": "case_12_schedule",
+    "13": "case_13_recipes",
 }
 
 
