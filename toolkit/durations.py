@@ -15,6 +15,9 @@ _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _PART = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)")
 _DURATION = re.compile(rf"(?:(?:{_NUMBER})\s*(?:ms|s|m|h|d)\s*)+")
 
+#: ten years: longer is a typo, and would overflow the clocks and timers it reaches
+MAX_SECONDS = 3650 * 86400
+
 HINT = "a number of seconds or a string such as '250ms', '30s', '5m', '2h', '1h30m'"
 
 
@@ -39,6 +42,8 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"must be a duration >= 0, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"must be a duration of at most 3650d (ten years), got {value!r}")
     return seconds
 
 

@@ -301,3 +301,29 @@ def test_an_environment_value_that_is_not_utf8(tmp_path, capsys, monkeypatch, ki
     path = write(tmp_path, "r.toml", head() + TASK.replace('cmd = "true"', f'cmd = "echo ${{{kind}.BAD}}"'))
     err = fails(capsys, "validate", str(path))
     assert f"${{{kind}.BAD}}: environment variable BAD is not valid UTF-8 text" in err
+
+
+def test_an_override_nested_too_deep(tmp_path, capsys):
+    path = write(tmp_path, "r.toml", VARS)
+    err = fails(capsys, "validate", str(path), "--set", "vars.epochs=" + "[" * 3000 + "]" * 3000)
+    assert f"the value nests more than {limits.MAX_NESTING} tables and arrays deep" in err
+    assert len(err) < 300  # the --set is shown cut short
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("schedule", "every", "1e300"),
+        ("schedule", "every", '"99999999999999999999h"'),
+        ("schedule", "jitter", '"9999999999999999d"'),
+        ("task", "timeout", "1e300"),
+    ],
+)
+def test_durations_too_long_for_a_clock(tmp_path, capsys, table, key, value):
+    schedule = "[schedule]\n" + ('every = "1h"\n' if key != "every" else "")
+    schedule += f"{key} = {value}\n" if table == "schedule" else ""
+    task = TASK + (f"{key} = {value}\n" if table == "task" else "")
+    path = write(tmp_path, "r.toml", head() + schedule + task)
+    for argv in (["validate"], ["schedule", "--next", "1"]):
+        err = fails(capsys, *argv, str(path))
+        assert f"{table}{'.t' if table == 'task' else ''}.{key}: must be a duration of at most 3650d" in err

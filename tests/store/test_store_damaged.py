@@ -4,6 +4,7 @@ the reason; nothing is hidden, nothing crashes."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 
@@ -139,3 +140,9 @@ def test_check_manifest_keeps_the_good_fields():
     assert good == {"status": "failed", "counts": {"ok": 2}, "recipe": "r"}
     assert problems == ["counts holds values that are not counts", "pid is a string"]
     assert check_manifest([1]) == ({}, ["not a table"])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/1"), reason="needs /proc")
+def test_an_output_dir_toolkit_may_not_read(capsys):
+    # /proc: directories whose entries cannot be looked at
+    assert lines(capsys, "runs", "--output", "/proc") == ["no runs in /proc"]

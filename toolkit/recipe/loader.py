@@ -371,6 +371,10 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         parsed = tomllib.loads(f"v = {raw}")
     except tomllib.TOMLDecodeError:
         return parts, raw
+    except RecursionError:
+        parsed = None
+    if parsed is None or len(parts) + limits.nesting(parsed) - 1 > limits.MAX_NESTING:
+        raise ValueError(f"the value nests more than {limits.MAX_NESTING} tables and arrays deep")
     return (parts, parsed["v"]) if list(parsed) == ["v"] else (parts, raw)
 
 
@@ -455,8 +459,10 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], sources: Sou
 
 
 def _printable(text: str) -> str:
-    """``text`` as it can be printed: bytes that are not UTF-8 shown as ``\\xff``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """``text`` as it can be printed: bytes that are not UTF-8 shown as ``\\xff``, and
+    no longer than a line."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _unused_var(data: dict[str, Any], parts: tuple[str, ...]) -> str | None:

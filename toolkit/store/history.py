@@ -223,9 +223,19 @@ def _reason(exc: RunError, run: RunDir) -> str:
 
 
 def recipe_dirs(output: Path) -> list[Path]:
-    if not output.is_dir():
+    try:
+        if not output.is_dir():
+            return []
+        return sorted(p for p in output.iterdir() if _is_dir(p) and not p.name.startswith("."))
+    except OSError:  # not ours to read: nothing listed
         return []
-    return sorted(p for p in output.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def iter_runs(output: Path, recipe: str | None = None) -> Iterator[RunEntry]:

@@ -331,9 +331,19 @@ def _read_pointer(base: Path) -> Path | None:
 
 def runs_of(base: Path) -> list[Path]:
     """The run directories in ``<output>/<recipe>``, oldest first (run ids sort by time)."""
-    if not base.is_dir():
+    try:
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.iterdir() if p.name != LATEST and _is_file(p / MANIFEST))
+    except OSError:  # a directory we may not read (--output /proc): no runs in it
         return []
-    return sorted(p for p in base.iterdir() if p.name != LATEST and (p / MANIFEST).is_file())
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def find_run(output: Path, recipe_name: str, run: str | None = None) -> RunDir:
