@@ -506,15 +506,19 @@ def finish_run(session: RunSession) -> None:
     from toolkit.store.manifest import finish_manifest, to_write
 
     try:
-        if session.cache is not None:
-            session.manifest["cache"] = session.cache.stats()
-            session.cache.close()
-        if session.collector is not None:
-            session.collector.close(session.status)
-        if session.resumed:
-            from toolkit.store.compact import compact
+        try:
+            if session.cache is not None:
+                session.manifest["cache"] = session.cache.stats()
+            if session.collector is not None:
+                session.collector.close(session.status)
+            if session.resumed:
+                from toolkit.store.compact import compact
 
-            compact(session.run.path)  # one line per instance; superseded ones to attempts.jsonl
+                compact(session.run.path)  # one line per instance; superseded ones to attempts.jsonl
+            seal_results(session)
+        finally:
+            if session.cache is not None:
+                session.cache.close()
     except OSError as exc:  # a full disk while the files are finished: the run failed
         error = StorageError.from_os_error(exc, "the run cannot finish its files")
         session.end_by(error)
@@ -554,6 +558,22 @@ def finish_run(session: RunSession) -> None:
         finally:
             if session.reporter is not None and hasattr(session.reporter, "close"):
                 session.reporter.close()
+
+
+def seal_results(session: RunSession) -> None:
+    """A new run whose ``results.jsonl`` holds one task's records, one per instance and
+    every one ok, tells the cache so: the next run that takes them all copies the file
+    whole (``sealed`` in toolkit.store.cache). Not after a resume: its file may still
+    hold records of instances the recipe no longer has."""
+    scheduler = session.scheduler
+    if session.cache is None or scheduler is None or session.resumed or session.status != "succeeded":
+        return
+    having = [rt.spec for rt in session.runtimes if rt.spec.count()]
+    counts = scheduler.counts()
+    if len(having) == 1 and counts["ok"] == having[0].count() == sum(counts.values()):
+        from toolkit.store.rundir import RESULTS
+
+        session.cache.seal(session.run.path / RESULTS, having[0].name, counts["ok"])
 
 
 def write_final_manifest(session: RunSession, manifest: dict[str, Any]) -> None:

@@ -284,7 +284,8 @@ class Scheduler:
             return
         state.pending.clear()
         state.pending.extend((r, 1) for r in compress(found.misses))
-        self._accept(state, found.lines, found.n, (), found.indices)
+        for lines, n in found.parts():  # indices only come with one part
+            self._accept(state, lines, n, (), found.indices)
 
     def _skip_all(self, state: TaskState) -> None:
         failed = [n for n in state.spec.needs if self.by_name[n].failures()]

@@ -21,6 +21,14 @@ Tables:
               mtime_ns, digest], ...]``).
 ``files``     (path, size, mtime_ns, inode, digest, checked_ns): the digest cache of
               :class:`toolkit.store.fingerprint.FileDigests`.
+``sealed``    (run, task, lines, size, mtime_ns, inode, marks): run ``run`` ended with
+              a ``results.jsonl`` of ``lines`` ok records of ``task``, one per instance,
+              and nothing else, and the file had that size, mtime and inode then;
+              ``marks`` says whether every record's ``cached`` is ``null`` (``"null"``:
+              all computed in that run) or a run's name (``"named"``: all copied). While
+              it still has them, a run that takes every instance of the task from it
+              copies the file as it is, without looking for a single key (the git index's
+              technique again: a file's stat stands for its content).
 
 An instance is a hit when a source of its task with the same code and upstream digests
 holds an ok record with its content key (task, uses, version, params) and, for a task
@@ -42,9 +50,9 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from toolkit.errors import RunError
 
@@ -67,6 +75,9 @@ CREATE TABLE IF NOT EXISTS instances (
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, digest TEXT,
     checked_ns INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sealed (
+    run TEXT PRIMARY KEY, task TEXT NOT NULL, lines INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, marks TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -137,7 +148,24 @@ class CacheDB:
                 [(path, *entry) for path, entry in entries.items()],
             )
 
+    def seal(self, run: str, task: str, lines: int, st: os.stat_result, marks: str) -> None:
+        """Run ``run``'s results file, whose stat is ``st``, is ``lines`` ok records of
+        ``task``, one per instance, and nothing else."""
+        with _transaction(self._db) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO sealed VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run, task, lines, st.st_size, st.st_mtime_ns, st.st_ino, marks),
+            )
+
     # -- reading ---------------------------------------------------------------
+    def sealed(self, run: str, task: str) -> tuple[int, int, int, int, str] | None:
+        """``(lines, size, mtime_ns, inode, marks)`` when ``run`` was sealed as ``task``'s alone."""
+        if self._db is None:
+            return None
+        return self._db.execute(
+            "SELECT lines, size, mtime_ns, inode, marks FROM sealed WHERE run = ? AND task = ?", (run, task)
+        ).fetchone()
+
     def known_files(self) -> dict[str, tuple[int, int, int, str, int]]:
         if self._db is None:
             return {}
@@ -172,6 +200,7 @@ class CacheDB:
         with _transaction(self._db) as db:
             db.execute("DELETE FROM sources WHERE run = ?", (run,))
             db.execute("DELETE FROM instances WHERE run = ?", (run,))
+            db.execute("DELETE FROM sealed WHERE run = ?", (run,))
 
     def summary(self) -> list[tuple[str, int, str | None]]:
         """``(task, runs, newest run)`` per task."""
@@ -191,9 +220,11 @@ class CacheDB:
                 n = db.execute("DELETE FROM sources").rowcount
                 db.execute("DELETE FROM instances")
                 db.execute("DELETE FROM files")
+                db.execute("DELETE FROM sealed")
             else:
                 n = db.execute("DELETE FROM sources WHERE task = ?", (task,)).rowcount
                 db.execute("DELETE FROM instances WHERE task = ?", (task,))
+                db.execute("DELETE FROM sealed WHERE task = ?", (task,))
         return n
 
 
@@ -300,6 +331,66 @@ def mark_cached(line: bytes, run: bytes) -> bytes:
     if b'"cached": ' in line[-120:]:
         return line
     return line[:-1] + b', "cached": ' + run + b"}"
+
+
+#: a sealed file is copied in pieces of about this size: a piece stays in the CPU's
+#: cache while it is marked, counted and written, and the copy never holds the file
+CHUNK = 1 << 16
+
+
+def open_sealed(path: Path, seal: tuple[int, int, int, int, str]) -> BinaryIO | None:
+    """``path`` open for reading, if it still has the size, mtime and inode of ``seal``
+    (compared on the open file: what is read is what was compared)."""
+    try:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by sealed_chunks, or here
+    except OSError:
+        return None
+    st = os.fstat(f.fileno())
+    if (st.st_size, st.st_mtime_ns, st.st_ino) != tuple(seal[1:4]):
+        f.close()
+        return None
+    return f
+
+
+def sealed_chunks(
+    f: BinaryIO, seal: tuple[int, int, int, int, str], run: bytes
+) -> Iterator[tuple[bytes, int]]:
+    """The records of the open sealed file ``f``, each marked as :func:`mark_cached`
+    does, as ``(whole lines, how many)`` pieces; ``f`` is closed at the end.
+
+    Every line of a sealed file ends with ``"cached": null}`` or with the string that
+    names the run it was computed in, which stays; where every line says null
+    (``marks``), marking the lines counts them."""
+    lines, size, _mtime_ns, _inode, marks = seal
+    null, named = _CACHED_NULL + b"\n", b'"cached": ' + run + b"}\n"
+    total = 0
+    with f:
+        left = size
+        while left > 0:
+            data = f.read(min(CHUNK, left))
+            end = data.rfind(b"\n") + 1
+            while not end and len(data) < left:  # a line longer than a piece
+                more = f.read(min(CHUNK, left - len(data)))
+                if not more:
+                    break
+                data += more
+                end = data.rfind(b"\n") + 1
+            if not end:
+                break
+            if end < len(data):  # the rest of the last line is read again with the next piece
+                f.seek(end - len(data), os.SEEK_CUR)  # (cheaper than joining the two pieces)
+                data = data[:end]
+            left -= end
+            if marks == "named":
+                n = data.count(b"\n")
+            else:  # split and join: faster than replace (measured), and counts the lines
+                parts = data.split(null)
+                n = len(parts) - 1 if marks == "null" else data.count(b"\n")
+                data = named.join(parts)
+            total += n
+            yield data, n
+    if left or total != lines:
+        raise RunError(f"{f.name} changed while it was copied from the cache")
 
 
 def outputs_unchanged(outputs: str, digests: Any) -> str | None:

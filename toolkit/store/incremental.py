@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from toolkit.store.cache import MAX_SOURCES, CacheDB, mark_all_cached, ok_lines, outputs_unchanged
+from toolkit.store.cache import (
+    MAX_SOURCES,
+    CacheDB,
+    mark_all_cached,
+    ok_lines,
+    open_sealed,
+    outputs_unchanged,
+    sealed_chunks,
+)
 from toolkit.store.fingerprint import (
     FileDigests,
     code_digest,
@@ -56,15 +65,29 @@ def has_files(spec: Any) -> bool:
 class Found:
     """What a lookup found: ``lines``, the ``n`` records to copy (newline-terminated,
     ``cached`` set), ``indices`` their instance indices in that order (None when not
-    asked for and not known), and ``misses``, the indices to run."""
+    asked for and not known), and ``misses``, the indices to run. A source copied whole
+    comes as ``chunks`` instead of ``lines``: see :meth:`parts`."""
 
-    __slots__ = ("indices", "lines", "misses", "n")
+    __slots__ = ("chunks", "indices", "lines", "misses", "n")
 
-    def __init__(self, lines: bytes, n: int, indices: list[int] | None, misses: list[int]) -> None:
+    def __init__(
+        self,
+        lines: bytes,
+        n: int,
+        indices: list[int] | None,
+        misses: list[int],
+        chunks: Iterable[tuple[bytes, int]] | None = None,
+    ) -> None:
         self.lines = lines
         self.n = n
         self.indices = indices
         self.misses = misses
+        self.chunks = chunks
+
+    def parts(self) -> Iterable[tuple[bytes, int]]:
+        """The records to copy as ``(lines, how many)`` pieces, in order (read as they
+        are asked for: a copy of a whole source never holds all of it)."""
+        return self.chunks if self.chunks is not None else [(self.lines, self.n)]
 
 
 def _none(indices: Any) -> Found:
@@ -97,6 +120,8 @@ class RunCache:
         #: per task with files: {key: (inputs digest, files JSON, output paths)}
         self.detail: dict[str, dict[str, tuple[str, str, list[str]]]] = {}
         self.hits = 0
+        #: instances of each task taken from the cache
+        self.task_hits: dict[str, int] = {}
 
     @property
     def digests(self) -> FileDigests:
@@ -122,6 +147,23 @@ class RunCache:
                 self.db.forget_run(run)  # the run directory was deleted
             return None
         return ok_lines(path, task)
+
+    def _took(self, task: str, n: int) -> None:
+        self.hits += n
+        self.task_hits[task] = self.task_hits.get(task, 0) + n
+
+    def _sealed(self, run: str, spec: Any) -> Found | None:
+        """Every record of ``run``'s file, when it was sealed as one ok record per
+        instance of ``spec`` and is unchanged since (see ``sealed`` in the cache's
+        tables): read, marked and written piece by piece, no key looked at."""
+        seal = self.db.sealed(run, spec.name)
+        if seal is None or seal[0] != spec.count():
+            return None
+        f = open_sealed(self.base / run / RESULTS, seal)
+        if f is None:
+            return None
+        chunks = sealed_chunks(f, seal, json.dumps(run).encode())
+        return Found(b"", seal[0], None, [], chunks=chunks)
 
     def _detail_of(self, rt: Any, indices: Iterable[int]) -> dict[str, tuple[str, str, list[str]]]:
         """Input digests and output paths of every instance of a task with files."""
@@ -162,8 +204,9 @@ class RunCache:
             self.db.add_source(self.run_id, spec.name, code, upstream, detail=detail, identity=identity)
         if not use:
             return _none(indices)
+        # newest first; runs deleted since are forgotten as they are met, and do not
+        # count against MAX_SOURCES (a source tried is one whose records were read)
         sources = [s for s in self.db.sources(spec.name, code, upstream) if s[0] != self.run_id]
-        sources = sources[:MAX_SOURCES]
         if not sources:
             return _none(indices)
         whole = isinstance(indices, range) and len(indices) == spec.space()
@@ -171,10 +214,22 @@ class RunCache:
         hits: list[bytes] = []
         hit_indices: list[int] = []
         copied: list[tuple[str, str, str, str]] = []
+        tried = 0
         for run, _code, _up, source_detail, source_identity in sources:
             if detail and not source_detail:
                 continue
+            if tried == MAX_SOURCES:
+                break
+            if whole and not detail and not need_indices and identity and source_identity == identity:
+                # the same instances: a source sealed as the task's alone is copied whole
+                copy = self._sealed(run, spec)
+                if copy is not None:
+                    self._took(spec.name, copy.n)
+                    return copy
             lines = self._run_lines(run, spec.name)
+            if lines is None:
+                continue
+            tried += 1
             if not lines:
                 continue
             source = json.dumps(run).encode()
@@ -188,7 +243,7 @@ class RunCache:
             ):
                 # the same instances, every one of them ok in this source: all hits,
                 # without making a key
-                self.hits += len(lines)
+                self._took(spec.name, len(lines))
                 return Found(mark_all_cached(list(lines.values()), source), len(lines), None, [])
             if remaining is None:
                 remaining = list(instance_keys(spec, rt.version, indices))
@@ -223,7 +278,7 @@ class RunCache:
             self.db.add_instances(self.run_id, spec.name, copied)
         if not hit_indices:
             return _none(indices)
-        self.hits += len(hit_indices)
+        self._took(spec.name, len(hit_indices))
         hit = set(hit_indices)
         return Found(b"".join(hits), len(hit_indices), hit_indices, [i for i in indices if i not in hit])
 
@@ -248,6 +303,21 @@ class RunCache:
                     outputs.append([path, stat[0], stat[1], digest])
             rows.append((key, entry[0], entry[1], json.dumps(outputs)))
         self.db.add_instances(self.run_id, task, rows)
+
+    def seal(self, results: Path, task: str, lines: int) -> None:
+        """This run's ``results`` are ``lines`` ok records of ``task``, one per instance,
+        and nothing else (the run says so as it ends): the next run that takes all of
+        them copies the file whole. Only a shortcut: a cache busy beyond its timeout
+        leaves the file unsealed, and the next run finds its records one by one."""
+        if self.run_id is None:
+            return
+        hits = self.task_hits.get(task, 0)
+        marks = "null" if hits == 0 else "named" if hits == lines else ""
+        try:
+            st = os.stat(results)
+            self.db.seal(self.run_id, task, lines, st, marks)
+        except (OSError, sqlite3.Error):
+            pass
 
     def close(self) -> None:
         """Keep the file digests learnt in this run."""
@@ -388,6 +458,10 @@ class CacheUse:
     def landed(self, task: str, lines: bytes) -> None:
         if task in self.tasks:
             self.cache.landed(task, lines)
+
+    def seal(self, results: Path, task: str, lines: int) -> None:
+        if task in self.tasks:
+            self.cache.seal(results, task, lines)
 
     def stats(self) -> dict[str, int]:
         """For the manifest's ``[cache]``: instances taken from the cache, and input
