@@ -303,6 +303,15 @@ def _main(argv: list[str], given: Plugins | None = None) -> int:
 
 def console_main() -> None:  # pragma: no cover - the console-script entry point
     """``toolkit`` and ``python -m toolkit``: :func:`main`, then the end of the process."""
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and getattr(main_module, "__spec__", None) is None:
+        # the console script. A spawned worker (spawn, forkserver) runs the main module
+        # again, to find what it defines: this one would import the whole command line
+        # into every worker (argparse..., ~10 % of a spawned instance's start), where
+        # toolkit.__main__, which ``python -m toolkit`` names, imports nothing
+        from importlib.machinery import ModuleSpec
+
+        main_module.__spec__ = ModuleSpec("toolkit.__main__", None)
     end_process(main())
 
 

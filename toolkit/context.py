@@ -6,8 +6,8 @@ and (until a task asks for ``ctx.logger``) no ``logging``.
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 
 from toolkit.store.names import SCRATCH, safe_name
 
@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import logging
+    from pathlib import Path
 
 __all__ = ["TaskContext"]
 
@@ -61,8 +62,17 @@ class TaskContext:
         self.instance = instance
         self.attempt = attempt
         self.key = key
-        self.run_dir = Path(run_dir) if run_dir else Path.cwd()
+        self._run_dir = run_dir or os.getcwd()
         self._scratch: Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory, as a path (made when asked: workers need no pathlib)."""
+        from pathlib import Path
+
+        if not isinstance(self._run_dir, Path):
+            self._run_dir = Path(self._run_dir)
+        return self._run_dir
 
     @property
     def scratch(self) -> Path:

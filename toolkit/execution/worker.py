@@ -18,7 +18,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 # a worker under spawn is a fresh interpreter: what it imports here counts for every
 # process of the ``process`` executor (no attrs, no hashlib and OpenSSL, and random
@@ -42,6 +41,7 @@ from toolkit.store.names import LOGS, log_name
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from toolkit.execution.payload import Batch, TaskRuntime, WorkerSetup
@@ -196,6 +196,8 @@ class BatchRunner:
     def logs(self) -> Path | None:
         """The folder of the instances' log files (made when there is one to write)."""
         if self._logs is None and self.setup.run_dir:
+            from pathlib import Path  # here: a spawned worker that writes no log needs none
+
             self._logs = Path(self.setup.run_dir) / LOGS
         return self._logs
 
@@ -216,7 +218,7 @@ class BatchRunner:
         return consts
 
     def _write_log(self, instance: str, text: str) -> None:
-        if self.logs is None or not text:
+        if not text or self.logs is None:
             return
         try:
             self.logs.mkdir(parents=True, exist_ok=True)
