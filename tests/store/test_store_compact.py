@@ -69,3 +69,26 @@ def test_sigkill_during_compaction_loses_no_record(tmp_path):
     attempts = (tmp_path / ATTEMPTS).read_text().splitlines()
     assert results == lines[40_000:]
     assert sorted(attempts) == sorted(lines[:40_000])
+
+
+def test_an_instance_is_its_id_whatever_its_keys_and_its_text(tmp_path):
+    # a forced resume gives an instance new params, so a new key: the id decides
+    ids = ['t[p=a", "key": "b]', "t[p=back\\slash]", "t[p=ünï 名]", "t[p=plain]"]
+    lines = [
+        json.dumps({"task": "t", "instance": iid, "key": f"{r}{n}".rjust(20, "0"), "status": "ok", "r": r})
+        for r in range(2)
+        for n, iid in enumerate(ids)
+    ]
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    assert compact(tmp_path) == 4
+    assert (tmp_path / "results.jsonl").read_text().splitlines() == lines[4:]
+    assert (tmp_path / ATTEMPTS).read_text().splitlines() == lines[:4]
+
+
+def test_records_of_instances_the_recipe_no_longer_makes_move_aside(tmp_path):
+    lines = write_results(tmp_path, keys=4, rounds=1)
+    other = json.dumps({"task": "gone", "instance": "gone", "key": "9" * 20, "status": "ok"})
+    (tmp_path / "results.jsonl").write_text("\n".join([*lines, other]) + "\n")
+    assert compact(tmp_path, {"t": {"t[i=0]", "t[i=2]"}}) == 3
+    assert (tmp_path / "results.jsonl").read_text().splitlines() == [lines[0], lines[2]]
+    assert (tmp_path / ATTEMPTS).read_text().splitlines() == [lines[1], lines[3], other]

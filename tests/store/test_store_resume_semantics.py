@@ -140,10 +140,33 @@ def test_forced_resume_reruns_the_downstream_of_a_changed_instance(tmp_path, sto
     assert calls(log) == Counter({"0": 1, "1": 1, "2": 1, "5": 1, "total": 2})
     final = {r["instance"]: r for r in run.records()}
     assert final["sum"]["value"] == 0 + 1 + 5
-    assert Counter(r["instance"] for r in run.records())["sum"] == 1
+    # one line per instance of the recipe as it now is: f[i=2] is not one any more
+    assert sorted(r["instance"] for r in run.records()) == ["f[i=0]", "f[i=1]", "f[i=5]", "sum"]
     assert run.read_manifest()["counts"]["ok"] == 4
 
     # resumed again with nothing changed: the sum is kept
     again = cli("run", str(recipe), "--output", str(out), "--resume")
     assert again.returncode == 0, again.stderr
     assert calls(log)["total"] == 2
+
+
+def test_forced_resume_with_changed_params_keeps_one_line_per_instance(tmp_path, store_tasks):
+    # the instance ids stay, their params (so their keys) change: the new records replace
+    # the old ones in results.jsonl, which move to attempts.jsonl
+    recipe, flags, log = write(tmp_path, store_tasks, n=3, keep_going=True, name="same", extra=UP_DOWN)
+    out = tmp_path / "runs"
+    assert cli("run", str(recipe), "--output", str(out)).returncode == 0
+    run = latest(out, "same")
+    other = tmp_path / "other-flags"
+    other.mkdir()
+    change = f"task.f.params.flags='{other}'"
+    forced = cli("run", str(recipe), "--output", str(out), "--resume", "--force", "--set", change)
+    assert forced.returncode == 0, forced.stderr
+    # inputs hold the upstream params: the sum runs again
+    assert calls(log) == Counter({"0": 2, "1": 2, "2": 2, "total": 2})
+    final = list(run.records())
+    assert sorted(r["instance"] for r in final) == ["f[i=0]", "f[i=1]", "f[i=2]", "sum"]
+    assert {r["params"]["flags"] for r in final if r["task"] == "f"} == {str(other)}
+    attempts = [json.loads(line) for line in (run.path / "attempts.jsonl").read_text().splitlines()]
+    assert sorted(r["instance"] for r in attempts) == ["f[i=0]", "f[i=1]", "f[i=2]", "sum"]
+    assert {r["params"]["flags"] for r in attempts if r["task"] == "f"} == {str(flags)}

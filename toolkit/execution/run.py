@@ -501,6 +501,21 @@ def run_tasks(session: RunSession) -> None:
     session.status = session.scheduler.run()
 
 
+def live_instances(session: RunSession) -> dict[str, Any] | None:
+    """After a forced resume of a changed recipe, per task, the ids of the instances it
+    makes now (None: the task did not change); None when no task changed."""
+    before = session.previous.get("task_digests")
+    if not isinstance(before, dict) or before == session.digests:
+        return None
+    live: dict[str, Any] = {}
+    for spec in session.recipe.tasks:
+        if before.get(spec.name) == session.digests.get(spec.name):
+            live[spec.name] = None
+        else:
+            live[spec.name] = {spec.instance_id(combo) for _index, combo in spec.iter_combos()}
+    return live
+
+
 def finish_run(session: RunSession) -> None:
     """Close the sinks and write the final manifest: called however the run ended."""
     from toolkit.store.manifest import finish_manifest, to_write
@@ -514,7 +529,8 @@ def finish_run(session: RunSession) -> None:
             if session.resumed:
                 from toolkit.store.compact import compact
 
-                compact(session.run.path)  # one line per instance; superseded ones to attempts.jsonl
+                # one line per instance; superseded ones to attempts.jsonl
+                compact(session.run.path, live_instances(session))
             seal_results(session)
         finally:
             if session.cache is not None:
