@@ -48,6 +48,11 @@ def measure(path, out):
     return n
 
 
+def total(inputs, scale=1):
+    """The sum of the upstream values, times ``scale``."""
+    return scale * sum(item["value"] for item in inputs)
+
+
 def sometimes(name, out, marker):
     """Write ``out`` only on the second attempt (attempts counted in ``marker``)."""
     with open(marker, "a") as f:
@@ -350,3 +355,29 @@ def test_an_output_naming_a_key_the_instance_lacks_fails_that_instance_only(tmp_
     assert by["t[n=1,tag=x]"]["error"]["type"] == "MissingOutput"
     assert by["t[n=2]"]["status"] == "failed"
     assert "no matrix value 'tag'" in by["t[n=2]"]["error"]["message"]
+
+
+def test_a_python_task_that_needs_others_receives_inputs(tmp_path):
+    job = make_job(
+        tmp_path / "job",
+        """
+        [recipe]
+        name = "agg"
+        [[task]]
+        name = "count"
+        uses = "python"
+        params = { function = "helpers:measure", out = "out/${matrix.path}.n" }
+        matrix = { path = { glob = "data/*.csv" } }
+        [[task]]
+        name = "sum"
+        uses = "python"
+        params = { function = "helpers:total", scale = 10 }
+        needs = ["count"]
+        """,
+        {"data/a.csv": "1\n", "data/b.csv": "1\n2\n"},
+    )
+    result = toolkit.run(job, output=tmp_path / "runs")
+    assert result.status == "succeeded", [r["error"] for r in result.records()]
+    by = {r["instance"]: r for r in result.records()}
+    assert by["sum"]["value"] == 30
+    assert "inputs" not in by["sum"]["params"]

@@ -65,8 +65,10 @@ def _text(value: Any) -> str:
     return render(value)
 
 
-def python(function: str, **params: Any) -> Any:
-    """Call ``module:function`` with the other params as keyword arguments."""
+def python(function: str, inputs: list[Any] | None = None, **params: Any) -> Any:
+    """Call ``module:function`` with the other params as keyword arguments.
+
+    In a task that ``needs`` others, the function also gets ``inputs`` if it takes it."""
     import importlib
 
     module_name, sep, attr = function.partition(":")
@@ -75,7 +77,18 @@ def python(function: str, **params: Any) -> Any:
     target: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         target = getattr(target, part)
+    if inputs is not None and _takes_inputs(target):
+        params["inputs"] = inputs
     return target(**params)
+
+
+def _takes_inputs(target: Any) -> bool:
+    import inspect
+
+    try:
+        return "inputs" in inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a builtin or a class without a signature
+        return False
 
 
 @hookimpl
