@@ -417,3 +417,23 @@ def test_cache_info_and_clear(file_recipe, capsys):
     assert main(["cache", "clear", "--output", str(run.output)]) == 0
     assert run() == (0, "")
     assert calls(log)["add"] == 2
+
+
+def test_plan_lists_the_instances_that_will_run_first(file_recipe, capsys, monkeypatch):
+    from toolkit.builtin.commands import plan as plan_command
+    from toolkit.cli import main
+
+    run, folder, _log = file_recipe
+    assert run() == (0, "")
+    (folder / "data" / "c.txt").write_text("changed")
+    # a task with more instances than the table shows: the one that runs is listed, and why
+    monkeypatch.setattr(plan_command, "TABLE_ROWS", 1)
+    monkeypatch.setattr(plan_command, "SAMPLE", 1)
+    monkeypatch.setattr(plan_command, "LIST_LIMIT", 1)
+    capsys.readouterr()
+    assert main(["plan", str(run.recipe), "--output", str(run.output)]) == 0
+    text = capsys.readouterr().out
+    assert "measure[path=data/c.txt]  run: file changed: data/c.txt" in text
+    assert "measure[path=data/a.txt]" not in text and "... and 2 more" in text
+    sample = plan_json(run)["measure"]["sample"]
+    assert [(i["id"], i["why"]) for i in sample] == [("measure[path=data/c.txt]", "file changed: data/c.txt")]

@@ -71,14 +71,27 @@ def plan_command(args) -> int:
     return 0
 
 
-def instances(spec: Any, limit: int | None, cached: Any = None) -> list[dict[str, Any]]:
+def instances(
+    spec: Any, limit: int | None, cached: Any = None, run_limit: int | None = None
+) -> list[dict[str, Any]]:
     """The first ``limit`` instances of a task (all with None), without expanding the rest;
     secrets in params masked; with the cache on (``cached``: the task's :class:`TaskCache`),
-    whether each is cached and, when it will run, why."""
+    whether each is cached and, when it will run, why. Instances that will run come
+    first (up to ``run_limit``, default ``limit``): one changed file among thousands is
+    what a plan must show; then cached ones fill up to ``limit``; in instance order."""
     from toolkit.recipe.masking import mask
 
     combos = spec.iter_combos()
-    if limit is not None:
+    if limit is not None and cached is not None and cached.why:
+        chosen = set(sorted(cached.why)[: run_limit if run_limit is not None else limit])
+        if len(chosen) < limit:
+            for index, _combo in combos:
+                if index not in chosen:
+                    chosen.add(index)
+                    if len(chosen) >= limit:
+                        break
+        combos = ((index, spec.combo(index)) for index in sorted(chosen))
+    elif limit is not None:
         combos = itertools.islice(combos, limit)
     secrets = getattr(spec, "secrets", ())
     out = []
@@ -109,7 +122,7 @@ def plan_document(recipe: Any, plan: Any, cached: dict[str, Any] | None = None) 
             entry["cached"] = info.cached
             entry["why"] = info.reasons()
         if sampled:
-            entry["sample"] = instances(spec, SAMPLE, info)
+            entry["sample"] = instances(spec, SAMPLE, info, run_limit=LIST_LIMIT)
         else:
             entry["instances"] = instances(spec, None, info)
         tasks.append(entry)
@@ -149,6 +162,16 @@ def _row_text(row: dict[str, Any]) -> str:
     return "cached" if row["cached"] else f"run: {row['why']}"
 
 
+def _more(count: int, rows: list[dict[str, Any]], info: Any) -> str:
+    """``... and 180 more`` (``, 3 of them to run`` when some that run are not listed)."""
+    text = f"... and {count - len(rows)} more"
+    if info is not None:
+        hidden = info.run - sum(1 for row in rows if not row["cached"])
+        if hidden:
+            text += f", {hidden} of them to run"
+    return text
+
+
 def print_table(recipe: Any, plan: Any, cached: dict[str, Any] | None = None) -> None:
     import sys
 
@@ -184,7 +207,7 @@ def print_table(recipe: Any, plan: Any, cached: dict[str, Any] | None = None) ->
             else:
                 print(f"  {row['id']:<{width}}  {_params_text(row['params'])}".rstrip())
         if count > len(rows):
-            print(f"  ... and {count - len(rows)} more")
+            print(f"  {_more(count, rows, info)}")
 
 
 def _print_rich(recipe: Any, plan: Any, cached: dict[str, Any]) -> None:
@@ -221,5 +244,5 @@ def _print_rich(recipe: Any, plan: Any, cached: dict[str, Any]) -> None:
                 cells.insert(1, escape(_row_text(row)))
             table.add_row(*cells)
         if count > len(rows):
-            table.add_row(f"... and {count - len(rows)} more", *([""] * (2 if info is not None else 1)))
+            table.add_row(escape(_more(count, rows, info)), *([""] * (2 if info is not None else 1)))
         console.print(table)
