@@ -102,6 +102,10 @@ def test_resume_after_set_works_with_the_printed_command(tmp_path, store_tasks):
     command = next(line for line in shown.stdout.splitlines() if line.startswith("resume"))
     words = shlex.split(command.split(None, 1)[1])
     assert words[:2] == ["toolkit", "run"] and "--set" in words
+    # shown through the latest pointer: the command names the run, not what latest is now
+    by_pointer = cli("show", str(out / "over" / "latest"), "--output", str(out))
+    assert by_pointer.stdout.splitlines()[0].split() == ["run", run.run_id]
+    assert command in by_pointer.stdout
     (flags / "11").unlink()
     again = cli(*words[1:])
     assert again.returncode == 0, again.stdout + again.stderr

@@ -121,6 +121,9 @@ class RunDir:
 
     def __attrs_post_init__(self) -> None:
         self.path = Path(self.path)
+        if self.path.name == LATEST and self.path.is_symlink():
+            # the run it points at now: its id, and the same run when latest moves on
+            self.path = self.path.parent / os.readlink(self.path)
 
     @property
     def run_id(self) -> str:
