@@ -381,3 +381,27 @@ def test_a_python_task_that_needs_others_receives_inputs(tmp_path):
     by = {r["instance"]: r for r in result.records()}
     assert by["sum"]["value"] == 30
     assert "inputs" not in by["sum"]["params"]
+
+
+def test_a_file_name_that_is_not_utf8_is_one_clear_error(tmp_path):
+    job = make_job(
+        tmp_path / "job",
+        """
+        [recipe]
+        name = "names"
+        [run]
+        cache = true
+        [[task]]
+        name = "t"
+        uses = "shell"
+        params = { cmd = "true" }
+        files = ["data/*.csv"]
+        """,
+        {"data/ok.csv": ""},
+    )
+    (job.parent / "data" / os.fsdecode(b"caf\xe9.csv")).write_text("")
+    for command in ("plan", "run"):
+        done = cli(command, str(job), "--output", str(tmp_path / "runs"), cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "task.t.files: the file name data/caf\\xe9.csv is not valid UTF-8" in done.stderr
+        assert "Traceback" not in done.stderr

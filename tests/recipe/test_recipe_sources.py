@@ -274,6 +274,12 @@ BAD = [
     ("misspelt-include", '{ include = { cvs = "x" } }', {}, ["task.t.matrix.include", "did you mean 'csv'"]),
     ("source-type", "{ p = { lines = 3 } }", {}, ["task.t.matrix.p.lines: must be a file name"]),
     ("two-sources", '{ p = { glob = "*", lines = "x" } }', {}, ["a glob source takes only its file"]),
+    (
+        "glob-name-not-utf8",  # a file name in another encoding: a value no record can hold
+        '{ p = { glob = "*.csv" } }',
+        {"ok.csv": "", "caf\udce9.csv": ""},
+        ["recipe.toml:", "task.t.matrix.p.glob", "caf\\xe9.csv", "not valid UTF-8"],
+    ),
 ]
 
 

@@ -60,7 +60,9 @@ class FilePaths:
         for parts in self.files:
             path = _fill(task, "files", parts, params)
             if has_magic(path):
-                out.update(dict.fromkeys(expand_glob(path, root)))
+                found = expand_glob(path, root)
+                _check_names(task, found)
+                out.update(dict.fromkeys(found))
             else:
                 out[os.path.normpath(path)] = None
         for axis in self.axes:
@@ -71,6 +73,24 @@ class FilePaths:
 
     def produced(self, task: str, params: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(os.path.normpath(_fill(task, "outputs", p, params)) for p in self.outputs))
+
+
+def _check_names(task: str, paths: list[str]) -> None:
+    """Refuse a file name that is not UTF-8 (the file system gives its bytes as
+    surrogates): digests, the cache and records hold paths as text."""
+    for path in paths:
+        if not path.isascii():
+            try:
+                path.encode()
+            except UnicodeEncodeError:
+                from toolkit.errors import RecipeError
+
+                shown = repr(os.fsencode(path))[2:-1]
+                raise RecipeError(
+                    None,
+                    f"task.{task}.files",
+                    f"the file name {shown} is not valid UTF-8; rename the file (convmv converts names)",
+                ) from None
 
 
 def _fill(task: str, key: str, parts: tuple, params: Mapping[str, Any]) -> str:

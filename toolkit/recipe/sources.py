@@ -119,6 +119,15 @@ def read_glob(pattern: str, base_dir: Path) -> list[str]:
     if not found:
         what = "directory" if pattern.endswith(("/", os.sep)) else "file"
         raise SourceProblem(f"the pattern {pattern!r} matches no {what} (in {_show_path(base_dir) or '.'})")
+    for path in found:
+        try:
+            path.encode()
+        except UnicodeEncodeError:  # bytes the file system gave as surrogates
+            shown = repr(os.fsencode(path))[2:-1]
+            raise SourceProblem(
+                f"the file name {shown} is not valid UTF-8: a matrix value is text that records"
+                " hold; rename the file (convmv converts names)"
+            ) from None
     return found
 
 
