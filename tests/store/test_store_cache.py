@@ -199,6 +199,31 @@ def test_a_task_whose_code_changed_runs_again(tmp_path):
     assert calls(log) == Counter({"1": 2, "2": 2, "3": 2})
 
 
+def test_a_python_task_whose_module_changed_runs_again(tmp_path):
+    # the module sits beside the recipe, which is run from elsewhere: nothing puts its
+    # folder on the main process's sys.path, yet its source is the task's code
+    folder = tmp_path / "job"
+    folder.mkdir()
+    log = tmp_path / "calls.log"
+    module = folder / "pyhelpers_cache.py"
+    source = f"def f(i):\n    open({str(log)!r}, 'a').write(f'{{i}}\\n')\n    return i\n"
+    module.write_text(source)
+    recipe = folder / "py.toml"
+    recipe.write_text(
+        '[recipe]\nname = "py"\n[run]\ncache = true\n[[task]]\nname = "t"\nuses = "python"\n'
+        'params = { function = "pyhelpers_cache:f" }\nmatrix = { i = [1, 2] }\n'
+    )
+    out = tmp_path / "runs"
+    for _ in range(2):
+        assert cli("run", str(recipe), "--output", str(out), cwd=tmp_path).returncode == 0
+    assert calls(log).total() == 2
+    module.write_text(source.replace("return i", "return i * 10"))
+    plan = cli("plan", str(recipe), "--output", str(out), cwd=tmp_path)
+    assert "2 to run, 0 cached (2 code changed)" in plan.stdout, plan.stdout + plan.stderr
+    assert cli("run", str(recipe), "--output", str(out), cwd=tmp_path).returncode == 0
+    assert calls(log) == Counter({"1": 2, "2": 2})
+
+
 def test_two_runs_at_once_share_the_cache(tmp_path, store_tasks):
     log = tmp_path / "calls.log"
     recipe = tmp_path / "twice.toml"

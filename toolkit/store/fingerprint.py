@@ -56,15 +56,19 @@ def value_digest(value: Any) -> str:
         return text_digest(repr(value))
 
 
-def code_digest(uses: str, func: Any, version: str | None, params: dict[str, Any] | None = None) -> str:
-    """The code part of a task's fingerprint (see the module's docstring)."""
+def code_digest(
+    uses: str, func: Any, version: str | None, params: dict[str, Any] | None = None, root: Any = None
+) -> str:
+    """The code part of a task's fingerprint (see the module's docstring); ``root`` is the
+    recipe's directory, where ``python`` finds modules after the installed ones."""
     if version is not None:
         return text_digest(f"version:{version}")
     params = params or {}
     if uses == "shell":
         return text_digest(f"shell:{_canonical(params.get('cmd'))}")
     if uses == "python":
-        return text_digest(f"python:{params.get('function')}:{_module_file_digest(params.get('function'))}")
+        function = params.get("function")
+        return text_digest(f"python:{function}:{_module_file_digest(function, root)}")
     return text_digest(f"source:{function_source(func)}")
 
 
@@ -80,18 +84,22 @@ def function_source(func: Any) -> str:
         return repr((code.co_code, code.co_consts, code.co_names))
 
 
-def _module_file_digest(function: Any) -> str:
+def _module_file_digest(function: Any, root: Any = None) -> str:
     """The digest of the file of the module that ``python``'s ``module:function`` names,
-    found without importing it (only a top-level module can be found so)."""
+    found without importing it (only a top-level module can be found so), where workers
+    find it: on ``sys.path``, then in the recipe's directory ``root``."""
     if not isinstance(function, str) or ":" not in function:
         return ""
     module = function.partition(":")[0]
     if "." in module:
         return ""
     import importlib.util
+    from importlib.machinery import PathFinder
 
     try:
         spec = importlib.util.find_spec(module)
+        if spec is None and root is not None:
+            spec = PathFinder.find_spec(module, [str(root)])
     except (ImportError, ValueError):
         return ""
     origin = getattr(spec, "origin", None)

@@ -135,7 +135,7 @@ class RunCache:
         found = self._codes.get(name)
         if found is None:
             found = self._codes[name] = code_digest(
-                rt.spec.uses, rt.func, rt.version, getattr(rt.spec, "params", None)
+                rt.spec.uses, rt.func, rt.version, getattr(rt.spec, "params", None), self.base_dir
             )
         return found
 
