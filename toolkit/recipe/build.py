@@ -274,6 +274,9 @@ def _interpolate(data: dict[str, Any], resolver: Resolver, secrets: Secrets, p: 
                 label = task.get("name") if isinstance(task.get("name"), str) else i
                 resolved = {}
                 for k, v in task.items():
+                    if type(v) is str and "$" not in v:  # (name, uses...): nothing to resolve
+                        resolved[k] = v
+                        continue
                     where = ("task", label, k)
                     if k == "params":
                         found: list[tuple] = []
