@@ -189,3 +189,25 @@ def test_a_sealed_file_that_is_not_what_its_seal_says(tmp_path):
     wrong = (6, *seal[1:])  # a count that does not hold: the copy ends in an error
     with pytest.raises(RunError, match="changed while it was copied"):
         list(sealed_chunks(open_sealed(path, wrong), wrong, b'"new-run"'))
+
+
+def test_plan_counts_a_whole_cached_task_and_what_changed_since(marks, capsys):
+    from toolkit.cli import main
+
+    def plan() -> dict:
+        capsys.readouterr()
+        assert main(["plan", str(marks.path), "--output", str(marks.out), "--cache", "--format", "json"]) == 0
+        (task,) = json.loads(capsys.readouterr().out)["tasks"]
+        return task
+
+    assert marks.run("--cache") == 0
+    task = plan()
+    assert (task["run"], task["cached"], task["why"]) == (0, N, {})
+    assert all(row["cached"] for row in task["instances"])
+
+    results = marks.latest() / "results.jsonl"
+    lines = results.read_bytes().splitlines(keepends=True)
+    results.write_bytes(b"".join(line for line in lines if b'"instance": "m[i=0]"' not in line))
+    task = plan()
+    assert (task["run"], task["cached"]) == (1, N - 1)
+    assert [row["cached"] for row in task["instances"][:2]] == [False, True]

@@ -68,7 +68,7 @@ class Found:
     asked for and not known), and ``misses``, the indices to run. A source copied whole
     comes as ``chunks`` instead of ``lines``: see :meth:`parts`."""
 
-    __slots__ = ("chunks", "indices", "lines", "misses", "n")
+    __slots__ = ("chunks", "indices", "lines", "misses", "n", "source")
 
     def __init__(
         self,
@@ -83,11 +83,18 @@ class Found:
         self.indices = indices
         self.misses = misses
         self.chunks = chunks
+        #: the file ``chunks`` are read from (closed once they are all read)
+        self.source: Any = None
 
     def parts(self) -> Iterable[tuple[bytes, int]]:
         """The records to copy as ``(lines, how many)`` pieces, in order (read as they
         are asked for: a copy of a whole source never holds all of it)."""
         return self.chunks if self.chunks is not None else [(self.lines, self.n)]
+
+    def close(self) -> None:
+        """Done with what was found, without copying it (``toolkit plan``)."""
+        if self.source is not None:
+            self.source.close()
 
 
 def _none(indices: Any) -> Found:
@@ -162,8 +169,9 @@ class RunCache:
         f = open_sealed(self.base / run / RESULTS, seal)
         if f is None:
             return None
-        chunks = sealed_chunks(f, seal, json.dumps(run).encode())
-        return Found(b"", seal[0], None, [], chunks=chunks)
+        found = Found(b"", seal[0], None, [], chunks=sealed_chunks(f, seal, json.dumps(run).encode()))
+        found.source = f
+        return found
 
     def _detail_of(self, rt: Any, indices: Iterable[int]) -> dict[str, tuple[str, str, list[str]]]:
         """Input digests and output paths of every instance of a task with files."""
@@ -326,13 +334,28 @@ class RunCache:
             self._digests.changed = {}
 
     # -- a plan ------------------------------------------------------------------
-    def explain(self, rt: Any, upstream: str | None, indices: Iterable[int]) -> tuple[Found, dict[int, str]]:
+    def explain(
+        self,
+        rt: Any,
+        upstream: str | None,
+        indices: Iterable[int],
+        *,
+        identity: str = "",
+        need_indices: bool = True,
+    ) -> tuple[Found, dict[int, str]]:
         """What a run would find for task ``rt``, and why each miss would run.
         ``upstream`` None: an upstream instance runs, so every instance runs
-        (``upstream changed``) unless nothing of it was ever cached (``new``)."""
+        (``upstream changed``) unless nothing of it was ever cached (``new``).
+        ``identity`` and ``need_indices`` as for :meth:`lookup`; the records found are
+        not read unless ``need_indices``."""
         spec = rt.spec
         indices = indices if isinstance(indices, range) else list(indices)
-        found = _none(indices) if upstream is None else self.lookup(rt, upstream, indices, need_indices=True)
+        found = (
+            _none(indices)
+            if upstream is None
+            else self.lookup(rt, upstream, indices, identity=identity, need_indices=need_indices)
+        )
+        found.close()
         if not found.misses:
             return found, {}
         code = self.code(rt)

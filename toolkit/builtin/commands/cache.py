@@ -136,6 +136,7 @@ def explain_cache(
     from toolkit.store.cache import CacheDB, cache_path
     from toolkit.store.fingerprint import inputs_of
     from toolkit.store.incremental import RunCache
+    from toolkit.store.resume import task_digests
 
     on = set(cache_tasks(recipe, cache))
     if not on:
@@ -144,6 +145,9 @@ def explain_cache(
     db = CacheDB(cache_path(out, recipe.name), create=False)
     run_cache = RunCache(db, out / recipe.name, None, base_dir=getattr(recipe, "base_dir", None))
     runtimes = {rt.spec.name: rt for rt in task_runtimes(recipe, plugins)}
+    identities = task_digests(recipe, list(runtimes.values()))
+    # the tasks whose values a dependent receives (its upstream digest is made of them)
+    passed = {need for rt in runtimes.values() if rt.takes_inputs for need in rt.spec.needs}
     result: dict[str, TaskCache] = {}
     values: dict[str, dict[int, dict[str, Any]] | None] = {}  # None: some instance runs
     try:
@@ -168,10 +172,12 @@ def explain_cache(
                     result[name] = TaskCache(len(why), 0, why)
                     values[name] = None
                     continue
-                found, why = run_cache.explain(rt, upstream, indices)
+                found, why = run_cache.explain(
+                    rt, upstream, indices, identity=identities[name], need_indices=name in passed
+                )
                 result[name] = TaskCache(spec.count() - found.n, found.n, why)
                 if why or found.indices is None:
-                    values[name] = None
+                    values[name] = None  # (no dependent receives them, or some instance runs)
                 else:
                     kept = {}
                     lines = found.lines.splitlines()
