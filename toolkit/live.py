@@ -36,6 +36,9 @@ from toolkit.tally import TaskTally, summary_line
 
 #: seconds between two redraws
 REFRESH = 0.1
+#: a row per task up to this many tasks; beyond, the overall bar alone (a row per task
+#: of a 1,000-task recipe fills no terminal, and redrawing them all made a run crawl)
+MAX_ROWS = 20
 _STATUS_STYLE = {"succeeded": "bold green", "failed": "bold red", "interrupted": "bold yellow"}
 
 
@@ -48,8 +51,9 @@ class RateColumn(ProgressColumn):
 
 
 class LiveReporter:
-    """Per task (grouped by stage) and overall: a bar, done/total, what is not ok, the
-    state (waiting for its needs, running, done), the rate and the time left."""
+    """Per task (grouped by stage; up to :data:`MAX_ROWS` tasks) and overall: a bar,
+    done/total, what is not ok, the state (waiting for its needs, running, done), the
+    rate and the time left. Each record costs the same however many tasks there are."""
 
     verbose = 0  # -v
 
@@ -61,6 +65,7 @@ class LiveReporter:
         self.stage_of: dict[str, int] = {}
         self.overall: TaskID | None = None
         self.last = 0.0
+        self.all_counts = dict.fromkeys(STATUSES, 0)  # over every task, as records arrive
 
     # -- the reporter interface ------------------------------------------------
     def start(
@@ -100,7 +105,7 @@ class LiveReporter:
             transient=False,
         )
         self.overall = self.progress.add_task("[bold]all[/]", total=total, state="", bad="")
-        if len(self.tally.totals) > 1:
+        if 1 < len(self.tally.totals) <= MAX_ROWS:
             for name, n in self.tally.totals.items():
                 self._row(name, n)
         self._update_states()
@@ -113,13 +118,17 @@ class LiveReporter:
 
     def records(self, task: str, n: int, bad: list[str]) -> None:
         counts = self.tally.add(task, n, bad)
+        all_counts = self.all_counts
+        all_counts["ok"] += n - len(bad)
+        for status in bad:
+            all_counts[status] = all_counts.get(status, 0) + 1
         if self.progress is None:
             return
         if self.overall is not None:
             self.progress.advance(self.overall, n)
-            self.progress.update(self.overall, bad=_bad_text(self._all_counts()))
+            self.progress.update(self.overall, bad=_bad_text(all_counts))
         row = self.rows.get(task)
-        if row is None and len(self.tally.totals) > 1:
+        if row is None and 1 < len(self.tally.totals) <= MAX_ROWS:
             row = self._row(task, self.tally.totals.get(task))
         if row is not None:
             self.progress.advance(row, n)
@@ -133,10 +142,11 @@ class LiveReporter:
         self, status: str, counts: dict[str, int], not_run: int, run_dir: Any, duration: float
     ) -> None:
         self.close()
-        if len(self.tally.counts) > 1 or any(
-            v for c in self.tally.counts.values() for k, v in c.items() if k != "ok"
+        many = len(self.tally.counts) > MAX_ROWS
+        if (len(self.tally.counts) > 1 and not many) or any(
+            v for k, v in self.all_counts.items() if k != "ok"
         ):
-            self._print(self._table())
+            self._print(self._table(only_not_ok=many))
         style = _STATUS_STYLE.get(status, "bold")
         line = summary_line(status, counts, not_run, duration)
         head, _, rest = line.partition(":")
@@ -161,16 +171,9 @@ class LiveReporter:
         self.rows[name] = row
         return row
 
-    def _all_counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
-        for counts in self.tally.counts.values():
-            for k, v in counts.items():
-                out[k] = out.get(k, 0) + v
-        return out
-
     def _update_states(self) -> None:
         """waiting (an earlier stage is not done), running, or done."""
-        if self.progress is None:
+        if self.progress is None or not self.rows:
             return
         open_stages = [
             self.stage_of.get(name, 0)
@@ -196,12 +199,15 @@ class LiveReporter:
             self.last = now
             self.progress.refresh()
 
-    def _table(self) -> Table:
+    def _table(self, only_not_ok: bool = False) -> Table:
+        """Counts per task (with many tasks: of those with something not ok)."""
         table = Table(title=None, box=None, header_style="bold", pad_edge=False)
         table.add_column("task")
         for status in STATUSES:
             table.add_column(status, justify="right")
         for name, counts in self.tally.counts.items():
+            if only_not_ok and not any(v for k, v in counts.items() if k != "ok"):
+                continue
             table.add_row(escape(name), *(_count(counts.get(s, 0), s) for s in STATUSES))
         return table
 

@@ -123,6 +123,27 @@ def test_the_live_view_on_a_terminal_starts_no_thread():
     assert "results: runs/r/1" in text
 
 
+def test_the_live_view_of_many_tasks_keeps_to_the_overall_bar():
+    from rich.console import Console
+
+    from toolkit.live import MAX_ROWS, LiveReporter
+
+    stream = FakeTty()
+    console = Console(file=stream, force_terminal=True, width=120, color_system="standard")
+    live = LiveReporter(console=console)
+    names = [f"t{i}" for i in range(MAX_ROWS * 5)]
+    live.start("runs/r/1", len(names), "pool", "auto", 2, tasks=dict.fromkeys(names, 1), stages=[names])
+    for name in names:
+        live.records(name, 1, ["failed"] if name == "t7" else [])
+        live.tick()
+    live.finish("failed", {"ok": len(names) - 1, "failed": 1}, 0, "runs/r/1", 1.0)
+    text = stream.getvalue()
+    assert "1. t3" not in text  # no row per task
+    assert "1 failed" in text  # the overall bar counts what is not ok
+    table = text[text.rindex("task") :]  # the counts per task at the end: the one not ok
+    assert "t7" in table and "t8" not in table
+
+
 def test_plain_reporter_lines():
     stream = io.StringIO()
     rep = PlainReporter(stream, every=0.0)
