@@ -75,7 +75,8 @@ def test_catchup_is_bounded_by_max_catchup_not_by_the_downtime():
     now = utc(2026, 11, 25, 12)
     t0 = time.perf_counter()
     d = decide(table, now - timedelta(days=365), now + timedelta(milliseconds=500))
-    assert time.perf_counter() - t0 < 0.5
+    # a hang guard: firing by firing, a year of seconds takes minutes
+    assert time.perf_counter() - t0 < 20
     assert len(d.fire) == 6  # five missed ones and the one due now
     assert d.fire[-1] == d.on_time == now
     assert d.missed.count is None  # "more than COUNT_CAP"
