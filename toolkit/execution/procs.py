@@ -377,9 +377,10 @@ def manager_init() -> None:
 
 
 def tune_allocator() -> None:
-    """In a pool worker or the Manager (processes that pass records along): let glibc's
-    malloc serve blocks of up to 4 MiB from its heap and keep up to 16 MiB free there,
-    instead of mapping each large block anew and unmapping it when freed. Every message
+    """In a pool worker, the Manager and ``toolkit run``'s own process (processes that
+    pass records along; not a process that calls the API): let glibc's malloc serve
+    blocks of up to 4 MiB from its heap and keep up to 16 MiB free there, instead of
+    mapping each large block anew and unmapping it when freed. Every message
     of records is a few hundred KiB that several buffers copy in turn (the joined lines,
     pickling, the connection's reads, unpickling): with the default (adaptive)
     thresholds they kept coming as fresh pages, and the page faults were ~15 % of the
