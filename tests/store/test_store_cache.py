@@ -435,8 +435,9 @@ def test_cache_info_and_clear(file_recipe, capsys):
     assert main(["cache", "info", "--recipe", str(run.recipe), "--output", str(run.output)]) == 0
     text = capsys.readouterr().out
     assert "measure" in text and "add" in text and "file digests kept: 6" in text
-    assert main(["cache", "clear", "measure", "--recipe", str(run.recipe), "--output", str(run.output)]) == 0
-    assert "cleared" in capsys.readouterr().out
+    # TASK after the options, as the docs' usage line writes them
+    assert main(["cache", "clear", "--recipe", str(run.recipe), "--output", str(run.output), "measure"]) == 0
+    assert "cleared the cache of task 'measure'" in capsys.readouterr().out
     assert run() == (0, "")
     assert calls(log)["data/a.txt"] == 2 and calls(log)["add"] == 1  # same values: the sum stays cached
     assert main(["cache", "clear", "--output", str(run.output)]) == 0

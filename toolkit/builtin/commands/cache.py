@@ -30,6 +30,23 @@ def toolkit_add_commands(subparsers):
         help=f"where run directories are (default: the recipe's output.dir, else {DEFAULT_OUTPUT})",
     )
     p.set_defaults(handler=cache_command)
+    _intermixed(p)
+
+
+def _intermixed(parser: Any) -> None:
+    """``cache clear --recipe R TASK``: argparse gives a positional that may be absent
+    (TASK) its value with the first positionals only, and calls a later one unrecognized;
+    parsed intermixed, positionals may come anywhere, as the docs' usage lines put them."""
+    plain = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        parser.parse_known_args = plain  # what parse_known_intermixed_args calls inside
+        try:
+            return parser.parse_known_intermixed_args(args, namespace)
+        finally:
+            parser.parse_known_args = parse_known_args
+
+    parser.parse_known_args = parse_known_args
 
 
 def _caches(args) -> list[tuple[str, Any]]:
