@@ -172,6 +172,21 @@ def test_files_and_outputs_per_instance(tmp_path):
     assert TaskSpec.from_view(view) == spec
 
 
+def test_a_matrix_value_in_files_is_a_name_not_a_pattern(tmp_path):
+    # a file named x[1].csv: as a pattern it would match x1.csv, and edits to it go unseen
+    write(tmp_path, {"data/x[1].csv": "", "data/x1.csv": "", "data/y*.csv": "", "data/yz.csv": ""})
+    write(tmp_path, {"names.txt": "x[1].csv\ny*.csv\n"})
+    path = recipe_at(
+        tmp_path,
+        '{ name = { lines = "names.txt" } }',
+        'files = ["data/${matrix.name}", "data/${matrix.name}*"]',
+    )
+    recipe = read_recipe(path)
+    spec = recipe.task("t")
+    inputs = [spec.input_files(spec.params_for({"name": n}), recipe.base_dir) for n in ("x[1].csv", "y*.csv")]
+    assert inputs == [("data/x[1].csv",), ("data/y*.csv",)]
+
+
 def test_recipe_dir_and_workdir(tmp_path, monkeypatch):
     write(tmp_path, {"job/sub/.keep": ""})
     recipe_at(

@@ -58,13 +58,13 @@ class FilePaths:
     def inputs(self, task: str, params: Mapping[str, Any], root: str | os.PathLike) -> tuple[str, ...]:
         out: dict[str, None] = {}
         for parts in self.files:
-            path = _fill(task, "files", parts, params)
-            if has_magic(path):
-                found = expand_glob(path, root)
+            # a pattern is what the recipe writes: a value filled in (x[1].csv) is a name
+            if any(type(part) is str and has_magic(part) for part in parts):
+                found = expand_glob(_fill(task, "files", parts, params, _escape_magic), root)
                 _check_names(task, found)
                 out.update(dict.fromkeys(found))
             else:
-                out[os.path.normpath(path)] = None
+                out[os.path.normpath(_fill(task, "files", parts, params))] = None
         for axis in self.axes:
             value = params.get(axis)
             if isinstance(value, str):
@@ -93,14 +93,19 @@ def _check_names(task: str, paths: list[str]) -> None:
                 ) from None
 
 
-def _fill(task: str, key: str, parts: tuple, params: Mapping[str, Any]) -> str:
+def _escape_magic(text: str) -> str:
+    """``text`` matched as itself in a glob pattern (as glob.escape, without importing glob)."""
+    return text.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+
+
+def _fill(task: str, key: str, parts: tuple, params: Mapping[str, Any], escape: Any = None) -> str:
     if len(parts) == 1 and type(parts[0]) is str:
         return parts[0]
     out = []
     for part in parts:
         if isinstance(part, Ref):
             try:
-                part = render(params[part.path[0]])
+                value = render(params[part.path[0]])
             except KeyError:
                 from toolkit.errors import RecipeError
 
@@ -109,5 +114,6 @@ def _fill(task: str, key: str, parts: tuple, params: Mapping[str, Any]) -> str:
                     f"task.{task}.{key}",
                     f"{part.text}: this instance has no matrix value {part.path[0]!r}",
                 ) from None
+            part = escape(value) if escape is not None else value
         out.append(part)
     return "".join(out)
