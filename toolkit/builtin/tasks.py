@@ -82,13 +82,26 @@ def python(function: str, inputs: list[Any] | None = None, **params: Any) -> Any
     return target(**params)
 
 
+_TAKES_INPUTS: dict[Any, bool] = {}
+
+
 def _takes_inputs(target: Any) -> bool:
+    """Whether ``target`` has a parameter ``inputs`` (asked once per function and process)."""
+    try:
+        return _TAKES_INPUTS[target]
+    except (KeyError, TypeError):
+        pass
     import inspect
 
     try:
-        return "inputs" in inspect.signature(target).parameters
+        takes = "inputs" in inspect.signature(target).parameters
     except (TypeError, ValueError):  # a builtin or a class without a signature
-        return False
+        takes = False
+    try:
+        _TAKES_INPUTS[target] = takes
+    except TypeError:  # not hashable: asked again next time
+        pass
+    return takes
 
 
 @hookimpl
