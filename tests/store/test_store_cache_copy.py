@@ -211,3 +211,40 @@ def test_plan_counts_a_whole_cached_task_and_what_changed_since(marks, capsys):
     task = plan()
     assert (task["run"], task["cached"]) == (1, N - 1)
     assert [row["cached"] for row in task["instances"][:2]] == [False, True]
+
+
+def test_ok_records_of_each_task_in_a_file_of_many_tasks(tmp_path):
+    from toolkit.store.cache import ok_lines, ok_lines_in, read_tasks
+
+    def rec(task: str, i: int, status: str = "ok", **extra) -> dict:
+        return {"task": task, "instance": f"{task}[i={i}]", "key": f"{task[0]}{i:019x}", "params": {"i": i},
+                "status": status, **extra, "cached": None}  # fmt: skip
+
+    records = [
+        rec("a", 0),
+        rec("b.x", 0),
+        rec("a", 1, "failed"),
+        rec("a", 2),
+        rec("b.x", 1),
+        rec("a", 1),  # ok after it failed: taken
+        rec("a", 2, "failed"),  # failed after ok: the ok one is not
+        rec("a", 3),
+    ]
+    lines = [json.dumps(r, ensure_ascii=False).encode() for r in records]
+    # a record laid out otherwise (fields in another order) is read as JSON
+    lines.append(
+        json.dumps({"status": "ok", "key": "a" + "4".zfill(19), "task": "a", "cached": None}).encode()
+    )
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(b"\n".join(lines) + b'\n{"task": "a", "instance": "a[i=5]", "ke')  # torn tail
+    groups = read_tasks(path)
+    expect_a = {r["key"] for r in records[:6] if r["task"] == "a"} - {"a" + "2".zfill(19)}
+    expect_a |= {"a" + "3".zfill(19), "a" + "4".zfill(19)}
+    assert set(ok_lines_in(groups, "a")) == set(ok_lines(path, "a")) == expect_a
+    assert ok_lines_in(groups, "a")["a" + "1".zfill(19)] == lines[5]
+    assert set(ok_lines_in(groups, "b.x")) == {"b" + "0".zfill(19), "b" + "1".zfill(19)}
+    assert ok_lines_in(groups, "c") == {}
+    # a file of one task, every record ok
+    path.write_bytes(b"\n".join(json.dumps(rec("a", i)).encode() for i in range(5)) + b"\n")
+    assert list(read_tasks(path)) == [b"a"]
+    assert sorted(ok_lines(path, "a")) == ["a" + str(i).zfill(19) for i in range(5)]

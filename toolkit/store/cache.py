@@ -252,37 +252,69 @@ _KEYS = re.compile(rb'", "key": "([0-9a-f]{20})", "params": ')
 
 def ok_lines(results: Path, task: str) -> dict[str, bytes]:
     """``{content key: line}`` of the ok records of ``task`` in a ``results.jsonl`` (the
-    last record of a key wins; a torn last line is passed over). Lines are found by
-    their fixed layout, not decoded: the key follows the task and the instance, both
-    JSON strings, in which ``", "`` cannot occur unescaped."""
+    last record of a key wins; a torn last line is passed over)."""
+    return ok_lines_in(read_tasks(results), task)
+
+
+def read_tasks(results: Path) -> dict[bytes | None, list[bytes]]:
+    """The whole lines of a ``results.jsonl`` (a torn last line is no record), grouped
+    by task (the task's name as its JSON string holds it; None: lines not laid out as
+    records are), each group in file order. Read once, it serves the lookups of every
+    task of a recipe (a lookup per task reading the file again would make a recipe of
+    many tasks quadratic). Lines are not decoded: a record starts with its task's name,
+    a JSON string, in which ``", "`` cannot occur unescaped."""
     try:
         with open(results, "rb") as f:
             data = f.read()
     except OSError:
         return {}
-    head = b'{"task": ' + json.dumps(task, ensure_ascii=False).encode() + b", "
-    end = data.rfind(b"\n") + 1  # a torn last line is no record
+    end = data.rfind(b"\n") + 1
     data = data[:end] if end < len(data) else data
     lines = data.split(b"\n")
     lines.pop()  # what follows the last newline
+    if not lines:
+        return {}
+    start = _TASK
+    first = lines[0]
+    cut = first.find(b'", ', len(start)) if first.startswith(start) else -1
+    if cut > 0 and data.count(b"\n" + first[: cut + 3]) == len(lines) - 1:
+        return {first[len(start) : cut]: lines}  # the usual file of a one-task recipe
+    groups: dict[bytes | None, list[bytes]] = {}
+    find, at = bytes.find, len(start)
+    for line in lines:
+        cut = find(line, b'", ', at) if line.startswith(start) else -1
+        if cut > 0:
+            name = line[at:cut]
+        elif line.strip():
+            name = None
+        else:
+            continue
+        group = groups.get(name)
+        if group is None:
+            groups[name] = [line]
+        else:
+            group.append(line)
+    return groups
+
+
+_TASK = b'{"task": "'
+
+
+def ok_lines_in(groups: dict[bytes | None, list[bytes]], task: str) -> dict[str, bytes]:
+    """:func:`ok_lines` of lines grouped by :func:`read_tasks`."""
+    lines = groups.get(json.dumps(task, ensure_ascii=False).encode()[1:-1], [])
     n = len(lines)
-    if (
-        data.startswith(head)
-        and data.count(b"\n" + head) == n - 1
-        and data.count(_OK) == n
-        and data.count(_KEY) == n
-    ):
-        # the usual file of a one-task recipe, all ok: the keys in one pass
-        keys = _KEYS.findall(data)
-        if len(keys) == n:
-            return dict(zip(b" ".join(keys).decode().split(" "), lines, strict=True))
     out: dict[str, bytes] = {}
+    if n:
+        blob = b"\n".join(lines)
+        if blob.count(_OK) == n and blob.count(_KEY) == n:
+            # every record of the task ok (the usual case): the keys in one pass
+            keys = _KEYS.findall(blob)
+            if len(keys) == n:
+                out = dict(zip(b" ".join(keys).decode().split(" "), lines, strict=True))
+                lines = []
     find = bytes.find
     for line in lines:
-        if not line.startswith(head):
-            if line.strip() and not line.startswith(b'{"task": '):
-                _slow_line(line, task, out)
-            continue
         i = find(line, _KEY)
         if i < 0 or not line.endswith(b"}"):
             _slow_line(line, task, out)
@@ -291,6 +323,8 @@ def ok_lines(results: Path, task: str) -> dict[str, bytes]:
             out[line[i + 11 : i + 31].decode()] = line
         else:
             out.pop(line[i + 11 : i + 31].decode(), None)
+    for line in groups.get(None, ()):
+        _slow_line(line, task, out)
     return out
 
 

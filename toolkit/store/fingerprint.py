@@ -22,11 +22,13 @@ whose times are whole seconds (FAT, some network mounts) gets :data:`RACY_COARSE
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import os
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -69,7 +71,20 @@ def code_digest(
     if uses == "python":
         function = params.get("function")
         return text_digest(f"python:{function}:{_module_file_digest(function, root)}")
-    return text_digest(f"source:{function_source(func)}")
+    try:
+        return _source_digests[func]
+    except (KeyError, TypeError):  # TypeError: not hashable, or no weak reference to it
+        pass
+    digest = text_digest(f"source:{function_source(func)}")
+    with contextlib.suppress(TypeError):
+        _source_digests[func] = digest
+    return digest
+
+
+#: the source digest of each function met in this process: tasks that share a function
+#: (many [[task]] tables of one plugin) read its source once (inspect tokenizes it); the
+#: code a function object runs does not change, whatever its file says later
+_source_digests: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def function_source(func: Any) -> str:

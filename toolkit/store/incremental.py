@@ -25,9 +25,10 @@ from toolkit.store.cache import (
     MAX_SOURCES,
     CacheDB,
     mark_all_cached,
-    ok_lines,
+    ok_lines_in,
     open_sealed,
     outputs_unchanged,
+    read_tasks,
     sealed_chunks,
 )
 from toolkit.store.fingerprint import (
@@ -129,6 +130,7 @@ class RunCache:
         self.hits = 0
         #: instances of each task taken from the cache
         self.task_hits: dict[str, int] = {}
+        self._read: tuple[tuple, dict[bytes | None, list[bytes]]] | None = None
 
     @property
     def digests(self) -> FileDigests:
@@ -148,12 +150,24 @@ class RunCache:
 
     def _run_lines(self, run: str, task: str) -> dict[str, bytes] | None:
         """The ok lines of ``task`` in ``run`` (None when the run is gone)."""
+        groups = self._run_tasks(run)
+        return None if groups is None else ok_lines_in(groups, task)
+
+    def _run_tasks(self, run: str) -> dict[bytes | None, list[bytes]] | None:
+        """The lines of ``run``'s results by task (:func:`read_tasks`), None when the run
+        is gone. The last file read is kept while its size and mtime stay: the tasks of
+        a recipe are mostly found in one run, which is then read once, not once a task."""
         path = self.base / run / RESULTS
-        if not path.exists():
+        try:
+            st = os.stat(path)
+        except OSError:
             if self.run_id is not None:
                 self.db.forget_run(run)  # the run directory was deleted
             return None
-        return ok_lines(path, task)
+        stamp = (run, st.st_size, st.st_mtime_ns, st.st_ino)
+        if self._read is None or self._read[0] != stamp:
+            self._read = (stamp, read_tasks(path))
+        return self._read[1]
 
     def _took(self, task: str, n: int) -> None:
         self.hits += n
@@ -372,17 +386,13 @@ class RunCache:
     def _previous(self, task: str) -> dict[str, tuple[dict[str, Any], tuple]]:
         """``{instance id: (its newest record, its source)}`` over the task's sources."""
         out: dict[str, tuple[dict[str, Any], tuple]] = {}
-        head = b'{"task": ' + json.dumps(task, ensure_ascii=False).encode() + b","
+        name = json.dumps(task, ensure_ascii=False).encode()[1:-1]
         for source in self.db.sources(task)[:MAX_SOURCES]:
-            path = self.base / source[0] / RESULTS
-            try:
-                data = path.read_bytes()
-            except OSError:
+            groups = self._run_tasks(source[0])
+            if groups is None:
                 continue
             found: dict[str, dict[str, Any]] = {}
-            for line in data.split(b"\n"):
-                if not line.startswith(head):
-                    continue
+            for line in groups.get(name, ()):
                 try:
                     rec = json.loads(line)
                 except ValueError:
