@@ -11,6 +11,8 @@ glob; input files read once per run.
   it before the next run is timed: it would take a core from that run;
 - cold: case 1's recipe (x*x, pool, 2 workers, fork) with ``--cache`` on an empty cache
   against the same run without it, repetitions interleaved;
+- many tasks: 2,000 ``[[task]]`` tables of one instance each, run, then run fully cached
+  (each task's lookup once read the whole source file: quadratic in the tasks);
 - glob: ``toolkit plan`` of a task with ``matrix = { path = { glob = "data/*.txt" } }``
   over 10,000 files (e2e, a fresh process);
 - reads: a run with the cache on over those files, then another after one file changed:
@@ -54,6 +56,13 @@ start_method = "fork"
 name = "sq"
 uses = "bench.square"
 matrix = {{ x = {{ range = [0, {n}] }} }}
+"""
+
+TASK = """
+[[task]]
+name = "t{i}"
+uses = "bench.square"
+params = {{ x = {i} }}
 """
 
 GLOB = """
@@ -162,6 +171,19 @@ def run(cfg: Config) -> CaseResult:
     off_cpu, on_cpu = median([r["cpu_s"] for r in off]), median([r["cpu_s"] for r in on])
     cold = ratio(on_e2e, off_e2e)
 
+    # -- many tasks of one instance, fully cached ------------------------------------
+    n_tasks = 200 if cfg.quick else 2_000
+    many = write_recipe(
+        cfg,
+        "bench-cache-tasks",
+        '[run]\nexecutor = "pool"\nworkers = 2\n' + "".join(TASK.format(i=i) for i in range(n_tasks)),
+    )
+    _clear(many)
+    many_first = _run(cfg, many, "--cache")
+    many_cached = _run(cfg, many, "--cache")
+    if _manifest(many_cached["run_dir"]).get("cache", {}).get("hits") != n_tasks:
+        raise RuntimeError(f"the fully cached run of {n_tasks} tasks did not take them all from the cache")
+
     # -- a 10,000-file glob: plan, and files read once ------------------------------
     globbed = write_recipe(cfg, "bench-cache-glob", GLOB.format())
     data = globbed.parent / "data"
@@ -216,6 +238,16 @@ def run(cfg: Config) -> CaseResult:
         ],
         ["case 1 cold, --cache on an empty cache: e2e s", f"{on_e2e:.3f}", spread([r["e2e_s"] for r in on])],
         ["case 1 cold, CPU s: without / with --cache", f"{off_cpu:.2f} / {on_cpu:.2f}", ""],
+        [
+            f"{n_tasks:,} tasks of 1 instance: first run / fully cached, in-run s",
+            f"{many_first['in_run_s']:.2f} / {many_cached['in_run_s']:.2f}",
+            "",
+        ],
+        [
+            "... CPU s (process and workers)",
+            f"{many_first['cpu_s']:.2f} / {many_cached['cpu_s']:.2f}",
+            "",
+        ],
         [f"toolkit plan, glob of {n_files:,} files: e2e s", num(plan_s, ".3f"), spread(plans, ".3f")],
         ["... its CPU s", num(median(plan_cpus), ".3f"), spread(plan_cpus, ".3f")],
         [
