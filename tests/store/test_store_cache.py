@@ -463,3 +463,19 @@ def test_plan_lists_the_instances_that_will_run_first(file_recipe, capsys, monke
     assert "measure[path=data/a.txt]" not in text and "... and 2 more" in text
     sample = plan_json(run)["measure"]["sample"]
     assert [(i["id"], i["why"]) for i in sample] == [("measure[path=data/c.txt]", "file changed: data/c.txt")]
+
+
+def test_a_damaged_cache_is_one_error_that_says_how_to_go_on(runs, store_tasks, tmp_path):
+    log = tmp_path / "calls.log"
+    run = runs(recipe_text(store_tasks, MARKS.format(log=log, seconds=0, n=3)))
+    assert run("--cache") == (0, "")
+    db = run.output / "c" / "cache.db"
+    for extra in db.parent.glob("cache.db-*"):
+        extra.unlink()
+    db.write_text("not a database\n")
+    code, err = run("--cache")
+    assert code == 2 and "Traceback" not in err
+    assert f"the cache {db} cannot be used" in err and "--no-cache" in err and "remove" in err
+    assert run("--no-cache") == (0, "")
+    db.unlink()
+    assert run("--cache") == (0, "")

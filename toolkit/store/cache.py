@@ -102,7 +102,10 @@ class CacheDB:
             db.executescript(_SCHEMA)  # each statement is atomic and may run again
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
         except sqlite3.DatabaseError as exc:
-            raise RunError(f"the cache {self.path} cannot be used: {exc}") from None
+            raise RunError(
+                f"the cache {self.path} cannot be used: {exc}; run with --no-cache, or remove it"
+                f" (and {self.path.name}-wal, -shm beside it) to start an empty cache"
+            ) from None
         self._db = db
 
     @property
