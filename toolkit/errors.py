@@ -118,6 +118,8 @@ class PluginError(ToolkitError):
     @property
     def failure(self) -> str:
         """``failed in toolkit_HOOK: ...``, without the plugin's name."""
+        from toolkit.records import describe
+
         exc = self.exc
-        what = str(exc) if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {exc}"
+        what = str(exc) if isinstance(exc, ToolkitError) else describe(exc)
         return f"failed in {self.hook}: {what}"

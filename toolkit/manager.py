@@ -138,7 +138,9 @@ def import_plugin(spec: str, *, replace: bool = False) -> object:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    from toolkit.records import describe
+
+    return describe(exc)
 
 
 _MISSING = object()

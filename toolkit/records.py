@@ -187,18 +187,33 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, UnicodeEncodeError):
         bad = exc.object[exc.start : exc.end]
         return f"it holds text that is not valid Unicode ({bad!a}: {exc.reason})"
-    return f"{type(exc).__name__}: {exc}"
+    return describe(exc)
+
+
+def exc_text(exc: BaseException) -> str:
+    """``str(exc)``, or what the traceback module shows when the exception's own
+    ``__str__`` raises: an exception a task or a plugin raises runs their code."""
+    try:
+        text = str(exc)
+    except Exception:
+        return "<exception str() failed>"
+    return text
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception from code that is not toolkit's."""
+    return f"{type(exc).__name__}: {exc_text(exc)}"
 
 
 def error_dict(exc: BaseException) -> dict[str, str]:
     """The ``error`` field of a record for ``exc``: ``type``, ``message``, ``traceback``."""
     import traceback
 
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
+    try:
+        trace = "".join(traceback.format_exception(exc))
+    except Exception:  # an exception whose attributes raise (traceback reads several)
+        trace = describe(exc) + "\n"
+    return {"type": type(exc).__name__, "message": exc_text(exc), "traceback": trace}
 
 
 def make_record(

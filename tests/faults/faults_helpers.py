@@ -52,6 +52,15 @@ TASKS = textwrap.dedent(
         return value
 
 
+    class Unprintable(Exception):
+        """An exception (or a value) whose str() and repr() raise."""
+
+        def __str__(self):
+            raise RuntimeError("no str")
+
+        __repr__ = __str__
+
+
     def value_of(kind: str, i: int = 0):
         """A value of one kind: most of them JSON has no plain way to write."""
         if kind == "surrogate":
@@ -64,6 +73,10 @@ TASKS = textwrap.dedent(
             return {"up": float("inf"), "down": [float("-inf"), 1.5]}
         if kind == "object":
             return object()
+        if kind == "raise_unprintable":
+            raise Unprintable()
+        if kind == "unprintable":
+            return Unprintable()
         if kind == "raise_surrogate":
             raise ValueError("bad byte \\udcff")
         if kind == "print_surrogate":

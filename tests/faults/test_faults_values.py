@@ -15,6 +15,8 @@ KINDS = [
     "infinities",
     "object",
     "raise_surrogate",
+    "raise_unprintable",
+    "unprintable",
     "print_surrogate",
     "print",
     "plain",
@@ -26,6 +28,8 @@ EXPECTED = {  # kind: (status, value or error type, words of the error message)
     "infinities": ("ok", {"up": "Infinity", "down": ["-Infinity", 1.5]}, ""),
     "object": ("failed", "UnserialisableResult", "object is not JSON-serialisable"),
     "raise_surrogate": ("failed", "ValueError", "bad byte \\udcff"),
+    "raise_unprintable": ("failed", "Unprintable", "<exception str() failed>"),
+    "unprintable": ("failed", "UnserialisableResult", "Unprintable is not JSON-serialisable"),
     "print_surrogate": ("ok", "printed", ""),
     "print": ("ok", 0, ""),
     "plain": ("ok", 0, ""),
@@ -62,7 +66,7 @@ def test_bad_values_fail_their_instance_only(folder, executor):
     assert res.returncode == 1, res.stderr
     meta = manifest(run)
     assert meta["status"] == "failed" and meta["counts"]["crashed"] == 0
-    assert meta["counts"]["failed"] == 4 and meta["counts"]["ok"] == 5
+    assert meta["counts"]["failed"] == 6 and meta["counts"]["ok"] == 5
 
 
 def test_strict_json_fast_path_unchanged():

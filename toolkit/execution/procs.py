@@ -364,9 +364,10 @@ def _stdin_from_devnull() -> None:
 
 def startup_failed(send: Any, exc: BaseException) -> None:
     """Tell the supervisor that this worker cannot run the tasks, and why."""
-    import traceback
+    from toolkit.records import error_dict
 
-    send(("err", f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}"))
+    error = error_dict(exc)  # the exception of a task module's import: its str() may raise
+    send(("err", f"{error['type']}: {error['message']}\n{error['traceback']}"))
 
 
 def manager_init() -> None:

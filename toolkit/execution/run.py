@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from toolkit.errors import ExitCode, PluginError, StorageError, ToolkitError, UsageError
-from toolkit.records import STATUSES
+from toolkit.records import STATUSES, describe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -157,7 +157,7 @@ class RunSession:
             self.status, self.reason = "interrupted", "interrupted"
         else:
             self.status = "failed"
-            self.reason = exc.message if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {exc}"
+            self.reason = exc.message if isinstance(exc, ToolkitError) else describe(exc)
 
     def result(self) -> RunResult:
         return RunResult(
@@ -669,7 +669,7 @@ def end_run(session: RunSession) -> None:
     except Exception as exc:
         if not had_error:
             raise
-        session.plugins.warn(exc.message if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {exc}")
+        session.plugins.warn(exc.message if isinstance(exc, ToolkitError) else describe(exc))
 
 
 def execute(recipe: Recipe, plugins: Plugins, **options: Any) -> RunResult:

@@ -382,7 +382,7 @@ def child_main(argv: list[str]) -> int:
     worker, limit)`` then batches from CMD_FD, send every message the batch loop emits
     (and ``("end", instances run)`` after each batch) to MSG_FD, keep the instance it
     runs now in the slot at SLOT_FD."""
-    import traceback
+    from toolkit.records import error_dict
 
     cmd_fd, msg_fd, slot_fd = (int(a) for a in argv)
     # Ctrl-C is for the run to decide; a timeout's SIGTERM ends this process
@@ -402,7 +402,8 @@ def child_main(argv: list[str]) -> int:
         if worker:
             runner.worker = worker
     except BaseException as exc:
-        messages.send(("err", f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}"))
+        error = error_dict(exc)  # the exception of a task module's import: its str() may raise
+        messages.send(("err", f"{error['type']}: {error['message']}\n{error['traceback']}"))
         return 1
     messages.send(("ready",))
     while True:
