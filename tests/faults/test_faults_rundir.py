@@ -4,6 +4,8 @@ a ``latest`` that is a real directory, a run id from the environment that is a p
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from faults_helpers import marks, recipe_text, run_toolkit
 from fs_helpers import read_only_dir
@@ -60,3 +62,29 @@ def test_a_run_id_from_the_environment_is_one_plain_name(folder, run_id):
     res = run_toolkit(folder, "run", "r.toml", env={"TOOLKIT_RUN_ID": run_id})
     one_error_line(res, "invalid run id", "TOOLKIT_RUN_ID")
     assert entries(folder) == ["faults_tasks.py", "r.toml"]
+
+
+def test_a_recipe_path_that_is_not_utf8_is_one_error(folder):
+    """The manifest and ${recipe.dir} hold the recipe's path as text: a directory named
+    with undecodable bytes is refused before anything is made (it was a traceback)."""
+    odd = folder / os.fsdecode(b"d\xff")
+    odd.mkdir()
+    (odd / "faults_tasks.py").write_text((folder / "faults_tasks.py").read_text())
+    (odd / "r.toml").write_text(recipe_text("r", marks(3, log="side")))
+    for command in ("run", "plan", "validate"):
+        res = run_toolkit(folder, command, os.path.join(os.fsdecode(b"d\xff"), "r.toml"))
+        one_error_line(res, "d\\xff/r.toml", "not valid UTF-8")
+    assert entries(odd) == ["faults_tasks.py", "r.toml"]
+
+
+def test_an_output_dir_that_is_not_utf8_holds_the_run(folder):
+    """Only text toolkit writes must be UTF-8: an output directory with undecodable bytes
+    in its name is a directory like any other (the lock's note of the command line was a
+    traceback)."""
+    (folder / "r.toml").write_text(recipe_text("r", marks(3, log="side")))
+    out = os.fsdecode(b"o\xff")
+    res = run_toolkit(folder, "run", "r.toml", "-q", "--output", out)
+    assert res.returncode == 0 and b"Traceback" not in res.stderr, res.stderr
+    assert sorted((folder / "side").read_text().split()) == ["0", "1", "2"]
+    res = run_toolkit(folder, "runs", "--output", out)
+    assert res.returncode == 0 and b"succeeded" in res.stdout, res.stderr

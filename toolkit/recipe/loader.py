@@ -72,6 +72,13 @@ def _read_recipe(
             raise UsageError(f"{os.fspath(source)} is a directory, not a recipe file")
         path = given.resolve()
         display = os.fspath(source)
+        try:  # the manifest, records (${recipe.dir}) and cache hold the path as UTF-8 text
+            os.fspath(path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"recipe {_printable(os.fspath(path))}: the path is not valid UTF-8 text;"
+                " rename the file or directory (or run it from a path that is)"
+            ) from None
         base_dir = path.parent
         data = sources.load(given, display, ())
     sources.raise_if_any()

@@ -89,7 +89,7 @@ class RunLock:
         self.fd = fd
         _held[fd] = self
         with contextlib.suppress(OSError):  # who holds it is a courtesy: a full disk does not stop the run
-            text = _holder_text().encode()
+            text = _holder_text().encode(errors="backslashreplace")  # argv may hold undecodable bytes
             os.pwrite(fd, text, 0)  # then cut: a reader never sees an empty file
             os.ftruncate(fd, len(text))
         return self
