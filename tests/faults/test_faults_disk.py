@@ -84,3 +84,59 @@ def test_file_size_limit(folder):
     after = strict_records(run / "results.jsonl")
     assert after[: len(before)] == before
     assert sorted(r["value"] for r in after) == list(range(N))
+
+
+def test_room_for_the_first_manifest_but_not_the_last_runs_nothing(folder):
+    """A disk with room for the first manifest but not for the space set aside to write
+    the last one (a 12 KiB tmpfs), and a file size limit below what the last manifest may
+    need: nothing runs and no run directory is left (the manifest stayed ``running``)."""
+    (folder / "r.toml").write_text(recipe_text("r", marks(3, log="side"), out="disk"))
+    with small_tmpfs(folder / "disk", "12k") as mounted:
+        if mounted:
+            res = run_toolkit(folder, "run", "r.toml")
+            err = res.stderr.decode()
+            assert res.returncode == 2 and "Traceback" not in err, err
+            assert err.count("\n") == 1 and "no space left on device" in err, err
+            assert [p.name for p in (folder / "disk" / "r").iterdir()] == []
+    res = run_toolkit(folder, "run", "r.toml", "--output", "small", preexec_fn=file_size_limit(2000))
+    err = res.stderr.decode()
+    assert res.returncode == 2 and "Traceback" not in err, err
+    assert err.count("\n") == 1 and "manifest.toml: file too large" in err, err
+    assert [p.name for p in (folder / "small" / "r").iterdir()] == []
+    assert not (folder / "side").exists()
+
+
+def test_a_sink_on_a_full_disk_is_the_disk_not_its_plugin(tmp_path):
+    """A second sink's file that cannot grow is a StorageError naming the file (exit 2),
+    not 'plugin failed in sink': the plugin did nothing wrong."""
+    from toolkit.errors import StorageError
+    from toolkit.store.sinks import Collector, RecordBatch
+
+    class FullSink:
+        path = "/dev/full"
+
+        def __init__(self):
+            self.file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed below
+
+        def write(self, batch):
+            self.file.write(batch.jsonl)
+
+        def close(self, status):
+            self.file.close()
+
+    class Kept:
+        def __init__(self):
+            self.lines = []
+
+        def write(self, batch):
+            self.lines.append(batch.jsonl)
+
+        def close(self, status):
+            pass
+
+    kept = Kept()
+    collector = Collector([kept, FullSink()], names=["jsonl", "full"], plugins=[None, "someone"])
+    with pytest.raises(StorageError, match=r"^cannot write /dev/full: no space left on device"):
+        collector.write(b'{"a": 1}\n', 1)
+    assert kept.lines == [b'{"a": 1}\n']  # the primary sink had it first
+    collector.close("failed")

@@ -18,7 +18,11 @@ def toolkit_run_finish(run, summary):
 
         write_after_run(run.run_dir, summary.duration_s)
     except Exception as exc:  # a report that cannot be written never changes how the run ended
+        from toolkit.errors import describe_os_error
+        from toolkit.records import describe
+
+        why = describe_os_error(exc) if isinstance(exc, OSError) else describe(exc)  # a full disk, say
         try:
-            print(f"toolkit: warning: report.html not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"toolkit: warning: report.html not written: {why}", file=sys.stderr)
         except (OSError, ValueError):
             pass

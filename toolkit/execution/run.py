@@ -362,12 +362,12 @@ def write_start_manifest(session: RunSession) -> None:
     except BaseException as exc:
         if not session.resumed:
             session.run.remove()
+        else:
+            session.run.release_space()
         release_lock(session)
         if isinstance(exc, OSError):
             raise StorageError.from_os_error(exc, f"cannot write {session.run.manifest_path}") from None
         raise
-    # the final manifest is about as big as this one; atomic_write needs room for both
-    session.run.reserve_space(2 * len(str(session.manifest)) + 16384)
 
 
 def _write_start_manifest(session: RunSession) -> None:
@@ -385,7 +385,12 @@ def _write_start_manifest(session: RunSession) -> None:
         started=session.started,
         previous=session.previous,
     )
-    session.run.write_manifest(to_write(session.manifest))
+    # the final manifest is about as big as this one; atomic_write needs room for both.
+    # Set aside first: a disk without that room cannot hold the run (nothing starts)
+    size = len(str(session.manifest))
+    session.run.reserve_space(2 * size + 16384)
+    session.run.check_file_size_limit(2 * size + 4096)
+    session.run.write_manifest(to_write(session.manifest), spend_reserve=False)
 
 
 def open_sinks(session: RunSession) -> None:

@@ -211,33 +211,51 @@ class RunDir:
             tmp.unlink()
             raise StorageError(_latest_is_a_directory(link)) from None
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: dict[str, Any], *, spend_reserve: bool = True) -> None:
         """Replace the manifest atomically; on a full disk, with the space the run set
         aside (:meth:`reserve_space`), so that a run never stays ``running``."""
         data = tomli_w.dumps(toml_safe(manifest)).encode()
         try:
             atomic_write(self.manifest_path, data)
         except OSError as exc:
-            if exc.errno not in _NO_SPACE or not self.release_space():
+            if not spend_reserve or exc.errno not in _NO_SPACE or not self.release_space():
                 raise
             atomic_write(self.manifest_path, data)
 
     def reserve_space(self, size: int) -> None:
         """Set aside ``size`` bytes (a file, ``.reserve``) that :meth:`write_manifest`
-        frees when the disk fills up, to say how the run ended. Best effort."""
+        frees when the disk fills up, to say how the run ended. OSError when the disk
+        has not that much room (a run that starts there could not say how it ended);
+        other problems (a file system that cannot preallocate) are passed over."""
         try:
             fd = os.open(self.path / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError:
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise
             return
         try:
             if hasattr(os, "posix_fallocate"):
                 os.posix_fallocate(fd, 0, size)
             else:  # pragma: no cover - macOS
                 os.write(fd, bytes(size))
-        except OSError:
-            pass
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                self.release_space()
+                raise
         finally:
             os.close(fd)
+
+    def check_file_size_limit(self, size: int) -> None:
+        """OSError (EFBIG) when the file size limit (``ulimit -f``) is below ``size``, the
+        bytes a final manifest may need: the reserve frees room on a disk, not under a
+        limit per file, and a run that cannot say how it ended must not start."""
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and limit < size:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), os.fspath(self.manifest_path))
 
     def release_space(self) -> bool:
         """Free the space :meth:`reserve_space` set aside; whether there was any."""

@@ -57,6 +57,7 @@ A sink that raises ends the run (exit 2) with ``plugin 'NAME' failed in sink 'FO
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -67,6 +68,10 @@ from typing import Any, Protocol
 
 from toolkit.records import Status
 from toolkit.store.names import log_name
+
+#: errors of a file a sink writes that say the disk cannot hold it (full, over a quota or
+#: the file size limit, read-only): any sink's, the run's surroundings, not its plugin
+_SURROUNDINGS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
 class RecordBatch:
@@ -160,6 +165,12 @@ class Collector:
 
         if isinstance(exc, ToolkitError):
             return exc
+        if isinstance(exc, OSError) and exc.errno in _SURROUNDINGS:  # the disk's fault, not the plugin's
+            from toolkit.errors import StorageError
+
+            where = getattr(self.sinks[i], "path", None) if i < len(self.sinks) else None
+            doing = f"cannot write {where}" if where else f"cannot write the {self.names[i]} results"
+            return StorageError.from_os_error(exc, doing)
         return PluginError(self.plugins[i], f"sink {self.names[i]!r} ({doing})", exc)
 
     def _note_failures(self, batch: RecordBatch) -> None:
