@@ -180,3 +180,64 @@ def test_a_run_leaves_no_child_behind(run_recipe, tmp_path, executor):
     )
     assert result.exit_code == 0, result.stdout + result.stderr
     assert set(children(os.getpid())) - before == set()
+
+
+def janitors_of(pid: int) -> list[int]:
+    """The janitor of the run whose supervisor is ``pid``: a child that leads its own
+    process group and holds nothing but /dev/null (and a pidfd)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[1]) != pid or int(fields[2]) != int(entry):
+                continue
+            fds = [os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")]
+        except OSError:
+            continue
+        if all(target == "/dev/null" or "pidfd" in target for target in fds):
+            found.append(int(entry))
+    return found
+
+
+def test_a_killed_janitor_is_replaced(tmp_path, kill_left):
+    """kill -9 of the janitor, then SIGKILL of `toolkit run`: the supervisor started a
+    new janitor, which ends every task process (they were all left running)."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    (tmp_path / "recipe.toml").write_text(
+        f"""
+[recipe]
+name = "killed"
+[run]
+executor = "pool"
+workers = 2
+[[task]]
+name = "sleepy"
+uses = "shell"
+params = {{ cmd = "echo $$ > {folder}/sleep-${{matrix.x}}; exec sleep 60", shell = true }}
+matrix = {{ x = [1, 2] }}
+"""
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", "recipe.toml", "-q", "--progress", "off"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pids = pids_in(wait_files(folder, "sleep-*", 2))
+        kill_left.extend(pids)
+        first = janitors_of(run.pid)
+        assert len(first) == 1, first
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while janitors_of(run.pid) in ([], first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(janitors_of(run.pid)) == 1 and janitors_of(run.pid) != first
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    assert wait_gone(pids) == []

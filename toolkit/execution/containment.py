@@ -192,6 +192,13 @@ class Janitor:
                 os.close(watch)
         return cls(pid)
 
+    def gone(self) -> bool:
+        """Whether the janitor has died (killed by hand: ``kill -9`` of its pid)."""
+        try:
+            return os.waitpid(self.pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            return True
+
     def stop(self) -> None:
         try:
             os.kill(self.pid, SIGKILL)

@@ -667,6 +667,8 @@ class LocalExecutor:
                 kill_group(worker.pid, signal.SIGTERM)
 
     def _enforce_timeouts(self) -> None:
+        if self.janitor is not None and self.janitor.gone():  # killed: a SIGKILL of the run must still sweep
+            self.janitor = Janitor.start(self.token)
         now = time.monotonic()
         for worker in self.pool + self.solo:
             slot = worker.slot
