@@ -373,15 +373,16 @@ def test_output_tables_are_the_options_of_their_sink(tmp_path, capsys):
 def test_an_exception_whose_str_raises_is_still_named(tmp_path, capsys):
     """A plugin's exception is arbitrary code: one whose __str__ raises is named as the
     traceback module names it, never a traceback of toolkit's own (issue 13)."""
-    unprintable = "class Unprintable(Exception):\n    def __str__(self):\n        raise RuntimeError('no str')\n"
+    unprintable = (
+        "class Unprintable(Exception):\n    def __str__(self):\n        raise RuntimeError('no str')\n"
+    )
     at_import = plugin_file(tmp_path, "at_import", unprintable + "raise Unprintable()\n")
     in_hook = plugin_file(
         tmp_path,
         "in_hook",
-        unprintable
-        + "@toolkit.hookimpl\ndef toolkit_register_tasks(registry):\n    raise Unprintable()\n",
+        unprintable + "@toolkit.hookimpl\ndef toolkit_register_tasks(registry):\n    raise Unprintable()\n",
     )
-    code, out, err = cli(capsys, "-p", at_import, "-p", in_hook, "plugins")
+    code, _out, err = cli(capsys, "-p", at_import, "-p", in_hook, "plugins")
     assert code == 0 and "Traceback" not in err, err
     assert "plugin 'at_import' (-p) skipped: Unprintable: <exception str() failed>" in err
     assert "plugin 'in_hook' failed in toolkit_register_tasks: Unprintable: <exception str() failed>" in err

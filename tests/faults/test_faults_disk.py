@@ -110,7 +110,7 @@ def test_a_sink_on_a_full_disk_is_the_disk_not_its_plugin(tmp_path):
     """A second sink's file that cannot grow is a StorageError naming the file (exit 2),
     not 'plugin failed in sink': the plugin did nothing wrong."""
     from toolkit.errors import StorageError
-    from toolkit.store.sinks import Collector, RecordBatch
+    from toolkit.store.sinks import Collector
 
     class FullSink:
         path = "/dev/full"
