@@ -44,6 +44,61 @@ SWEEP_ROUNDS = 50
 _MAXFD = 1 << 20
 
 _PROC = sys.platform.startswith("linux") and os.path.isdir("/proc/self/task")
+_LINUX = sys.platform.startswith("linux")
+
+
+# -- the kernel's calls (procs and the code here use them) --------------------
+
+_prctl: list = []  # libc's prctl (or None where it cannot be found), once loaded
+
+
+def _load_prctl() -> None:
+    """Find libc's ``prctl`` once, at import, and call it once (``PR_GET_DUMPABLE``,
+    which changes nothing): workers forked (or forked by the fork server) after that
+    inherit it ready, instead of loading ctypes and libc, or preparing the first call,
+    each."""
+    if not _prctl and _LINUX:
+        try:
+            import ctypes
+
+            prctl = ctypes.CDLL(None).prctl
+            PR_GET_DUMPABLE = 3
+            prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)
+            _prctl.append(prctl)
+        except Exception:  # pragma: no cover - die_with_parent falls back to polling
+            _prctl.append(None)
+
+
+_load_prctl()
+
+
+def prctl(option: int, arg: int) -> bool:
+    """``prctl(option, arg)`` (Linux); whether it worked. False elsewhere."""
+    if not _LINUX:
+        return False
+    _load_prctl()
+    fn = _prctl[0]
+    try:
+        return fn is not None and fn(option, arg, 0, 0, 0) == 0
+    except Exception:  # pragma: no cover
+        return False
+
+
+def has_pidfds() -> bool:
+    """Whether this system has pidfds (Linux >= 5.3; Python >= 3.9): asked once."""
+    if not _pidfd_ok:
+        ok = False
+        if hasattr(os, "pidfd_open"):
+            try:
+                os.close(os.pidfd_open(os.getpid()))
+                ok = True
+            except OSError:  # pragma: no cover - an older kernel, or seccomp
+                pass
+        _pidfd_ok.append(ok)
+    return _pidfd_ok[0]
+
+
+_pidfd_ok: list[bool] = []
 
 
 def new_token() -> str:
@@ -58,8 +113,6 @@ def mark(token: str) -> None:
         return
     os.environ[ENV_TOKEN] = f"{token}.{os.getpid()}"
     if _PROC:
-        from toolkit.execution.procs import prctl
-
         PR_SET_CHILD_SUBREAPER = 36
         prctl(PR_SET_CHILD_SUBREAPER, 1)
 
@@ -169,8 +222,6 @@ class Janitor:
         if not _PROC:
             return None
         import warnings
-
-        from toolkit.execution.procs import has_pidfds
 
         parent = os.getpid()
         watch = os.pidfd_open(parent) if has_pidfds() else -1

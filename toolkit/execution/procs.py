@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from toolkit.execution.containment import end_descendants, mark
+from toolkit.execution.containment import end_descendants, has_pidfds, mark, prctl
 
 try:  # the C function: signal.signal's conversions of its arguments and result to enum
     # members run Python code that touches pages a forked worker must then copy
@@ -28,54 +28,15 @@ if TYPE_CHECKING:
 
 _LINUX = sys.platform.startswith("linux")
 _SIGKILL = int(signal.SIGKILL)
-_prctl: list = []
-
-
-def _load_prctl() -> None:
-    """Find libc's ``prctl`` once, at import, and call it once (``PR_GET_DUMPABLE``,
-    which changes nothing): workers forked (or forked by the fork server) after that
-    inherit it ready, instead of loading ctypes and libc, or preparing the first call,
-    each."""
-    if not _prctl and _LINUX:
-        try:
-            import ctypes
-
-            prctl = ctypes.CDLL(None).prctl
-            PR_GET_DUMPABLE = 3
-            prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)
-            _prctl.append(prctl)
-        except Exception:  # pragma: no cover - die_with_parent falls back to polling
-            _prctl.append(None)
-
-
-_load_prctl()
-
-
-def prctl(option: int, arg: int) -> bool:
-    """``prctl(option, arg)`` (Linux); whether it worked. False elsewhere."""
-    if not _LINUX:
-        return False
-    _load_prctl()
-    fn = _prctl[0]
-    try:
-        return fn is not None and fn(option, arg, 0, 0, 0) == 0
-    except Exception:  # pragma: no cover
-        return False
 
 
 def die_with_parent() -> None:
     """Make this process exit when its parent dies (a SIGKILLed ``toolkit run``)."""
-    if _LINUX:
-        try:
-            _load_prctl()
-            prctl = _prctl[0]
-            PR_SET_PDEATHSIG = 1
-            if prctl is not None and prctl(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() == 1:  # the parent died before prctl took effect
-                    os._exit(1)
-                return
-        except Exception:  # pragma: no cover - fall back to polling below
-            pass
+    PR_SET_PDEATHSIG = 1
+    if prctl(PR_SET_PDEATHSIG, _SIGKILL):
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+        return
     parent = os.getppid()
 
     def watch() -> None:  # pragma: no cover - macOS
@@ -247,23 +208,6 @@ class ForkedProcess:
     def __del__(self) -> None:  # as multiprocessing closes its sentinel: when it is dropped
         with contextlib.suppress(OSError):
             os.close(self.sentinel)
-
-
-def has_pidfds() -> bool:
-    """Whether this system has pidfds (Linux >= 5.3; Python >= 3.9): asked once."""
-    if not _pidfd_ok:
-        ok = False
-        if hasattr(os, "pidfd_open"):
-            try:
-                os.close(os.pidfd_open(os.getpid()))
-                ok = True
-            except OSError:  # pragma: no cover - an older kernel, or seccomp
-                pass
-        _pidfd_ok.append(ok)
-    return _pidfd_ok[0]
-
-
-_pidfd_ok: list[bool] = []
 
 
 def fork_child(
