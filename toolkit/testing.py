@@ -21,17 +21,28 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import pytest
 
-if TYPE_CHECKING:
-    from toolkit.manager import Plugins
+from toolkit.manager import Plugins
 
-__all__ = ["RecipeResult", "RunRecipe", "hook_calls", "register_plugin", "run_recipe", "toolkit_pm"]
+__all__ = [
+    "HookCalls",
+    "Plugins",
+    "RecipeResult",
+    "RegisterPlugin",
+    "RunRecipe",
+    "hook_calls",
+    "register_plugin",
+    "run_recipe",
+    "toolkit_pm",
+]
+
+_T = TypeVar("_T")
 
 
 @attrs.define
@@ -80,8 +91,31 @@ class RecipeResult:
         return {r["instance"]: r for r in self.records}
 
 
-#: ``run_recipe(text, *args, via=..., files=..., env=..., command=..., timeout=..., autoload=...)``
-RunRecipe = Callable[..., RecipeResult]
+class RunRecipe(Protocol):
+    """The type of the ``run_recipe`` fixture."""
+
+    def __call__(
+        self,
+        text: str,
+        *args: str,
+        via: str = "inprocess",
+        files: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
+        command: str = "run",
+        timeout: float = 120,
+        autoload: bool | None = None,
+    ) -> RecipeResult: ...
+
+
+class RegisterPlugin(Protocol):
+    """The type of the ``register_plugin`` fixture: ``register_plugin(obj, name=None)``
+    returns ``obj``."""
+
+    def __call__(self, obj: _T, name: str | None = None) -> _T: ...
+
+
+#: the type of the ``hook_calls`` fixture: ``(hook name, kwargs)`` in call order
+HookCalls = list[tuple[str, dict[str, Any]]]
 
 
 @pytest.fixture
@@ -105,14 +139,14 @@ def _toolkit_registered() -> _Registered:
 
 
 @pytest.fixture
-def register_plugin(toolkit_pm: Plugins, _toolkit_registered: _Registered) -> Iterator[Callable[..., Any]]:
+def register_plugin(toolkit_pm: Plugins, _toolkit_registered: _Registered) -> Iterator[RegisterPlugin]:
     """``register_plugin(obj, name=None)``: add a plugin to ``toolkit_pm`` for one test,
     and to the in-process runs of ``run_recipe``. Returns ``obj``."""
     from toolkit.manager import PluginInfo
 
     names: list[str] = []
 
-    def add(obj: object, name: str | None = None) -> object:
+    def add(obj: _T, name: str | None = None) -> _T:
         name = name or getattr(obj, "__name__", None) or f"plugin-{len(names)}"
         toolkit_pm.register(obj, PluginInfo(name=name, source="test"))
         toolkit_pm._registries = None
@@ -127,13 +161,13 @@ def register_plugin(toolkit_pm: Plugins, _toolkit_registered: _Registered) -> It
 
 
 @pytest.fixture
-def hook_calls(toolkit_pm: Plugins) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def hook_calls(toolkit_pm: Plugins) -> Iterator[HookCalls]:
     """A list of ``(hook name, kwargs)`` for every hook called through ``toolkit_pm``
     (the ``toolkit_register_*`` hooks included: they are called when something first
     needs the registries)."""
-    calls: list[tuple[str, dict[str, Any]]] = []
+    calls: HookCalls = []
     undo = toolkit_pm.pm.add_hookcall_monitoring(
-        lambda name, impls, kwargs: calls.append((name, kwargs)), lambda *a: None
+        lambda name, impls, kwargs: calls.append((name, dict(kwargs))), lambda *a: None
     )
     toolkit_pm._registries = None  # so that the registration hooks are called (and seen)
     yield calls
@@ -188,8 +222,8 @@ def run_recipe(tmp_path: Path, _toolkit_registered: _Registered) -> RunRecipe:
         text: str,
         *args: str,
         via: str = "inprocess",
-        files: dict[str, str] | None = None,
-        env: dict[str, str] | None = None,
+        files: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         command: str = "run",
         timeout: float = 120,
         autoload: bool | None = None,
@@ -230,7 +264,7 @@ def run_recipe(tmp_path: Path, _toolkit_registered: _Registered) -> RunRecipe:
             )
             return RecipeResult(proc.returncode, proc.stdout, proc.stderr, output, recipe)
         from toolkit.cli import main
-        from toolkit.manager import LoadSpec, PluginInfo, Plugins
+        from toolkit.manager import LoadSpec, PluginInfo
 
         out, err = io.StringIO(), io.StringIO()
         with _environment(changes), contextlib.chdir(folder):

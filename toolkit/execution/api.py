@@ -9,7 +9,6 @@ runs a batch anywhere and emits ready-encoded JSON lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -83,6 +82,12 @@ class WorkerError:
 Event = Records | Unfinished | WorkerError
 
 
+class Message(Protocol):
+    """``message(text, verbose=False)``: what ``ExecutorContext.message`` is."""
+
+    def __call__(self, text: str, *, verbose: bool = False) -> None: ...
+
+
 def no_message(text: str, *, verbose: bool = False) -> None:
     """Where an executor's messages go when nobody reports the run (the Python API)."""
 
@@ -101,7 +106,7 @@ class ExecutorContext:
     isolate_all: bool = False
     #: ``message(text, verbose=False)`` prints a line among the run's own (not with
     #: ``-q``); ``verbose=True``: only with ``-v`` (a dashboard's address, say)
-    message: Callable[..., None] = no_message
+    message: Message = no_message
 
 
 class Executor(Protocol):

@@ -18,6 +18,33 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
+    from typing import Any, NamedTuple
+
+    # what type checkers see of the named tuples below (plugins' executors use them):
+    # the same fields, typed; at run time they are collections.namedtuple classes
+    class _WorkerSetupFields(NamedTuple):
+        files: tuple[str, ...] = ()
+        tasks_blob: bytes = b""
+        run_dir: str = ""
+        capture: bool = True
+        workdir: str = ""
+        recipe_dir: str = ""
+
+    class _BatchFields(NamedTuple):
+        id: int
+        task: int
+        indices: range | tuple[int, ...]
+        attempt: int = 1
+        inputs: list[dict[str, Any]] | None = None
+        isolate: bool = False
+
+else:
+    _WorkerSetupFields = namedtuple(
+        "WorkerSetup",
+        "files tasks_blob run_dir capture workdir recipe_dir",
+        defaults=((), b"", "", True, "", ""),
+    )
+    _BatchFields = namedtuple("Batch", "id task indices attempt inputs isolate", defaults=(1, None, False))
 
 
 class TaskRuntime(
@@ -36,13 +63,7 @@ class TaskRuntime(
         return self if to_view is None else self._replace(spec=to_view())
 
 
-class WorkerSetup(
-    namedtuple(
-        "WorkerSetup",
-        "files tasks_blob run_dir capture workdir recipe_dir",
-        defaults=((), b"", "", True, "", ""),
-    )
-):
+class WorkerSetup(_WorkerSetupFields):
     """Sent once to every worker: the plugin ``files`` to import, the task table
     (``tasks_blob``: pickled apart, since the files that define the task functions must
     be imported before it can be unpickled), ``run_dir`` (str), ``capture`` (bool),
@@ -79,7 +100,7 @@ class WorkerSetup(
         )
 
 
-class Batch(namedtuple("Batch", "id task indices attempt inputs isolate", defaults=(1, None, False))):
+class Batch(_BatchFields):
     """Instances of one task, by index (``indices``: a range or a tuple), at one
     ``attempt``: ``id`` (int), ``task`` (its position in the recipe), ``inputs`` (the
     values of the tasks it needs, or None), ``isolate`` (bool)."""

@@ -19,7 +19,7 @@ import shutil
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import tomli_w
@@ -27,6 +27,9 @@ import tomli_w
 from toolkit.errors import RunError, StorageError
 from toolkit.store.names import LOGS, log_name
 from toolkit.store.runid import new_run_id
+
+if TYPE_CHECKING:
+    from toolkit.recipe.model import Recipe
 
 MANIFEST = "manifest.toml"
 RESULTS = "results.jsonl"
@@ -96,7 +99,7 @@ class RunInfo:
 
     run_id: str
     run_dir: Path
-    recipe: Any
+    recipe: Recipe
     executor: str = ""
     reason: str = ""
     #: True when this is ``--resume`` or ``--retry-failed`` of an earlier run
