@@ -85,3 +85,67 @@ def test_the_testing_kit_and_the_conformance_attributes_are_documented():
         if not name.startswith("_") and not callable(value)
     }
     assert set(table_names(section("Conformance: `toolkit.conformance`"))) == attributes
+
+
+def subsection(title: str) -> str:
+    """The text under the heading ``title`` (any level), up to the next heading of its
+    level or above."""
+    match = re.search(rf"^(#+) {re.escape(title)}\n", DOC, re.M)
+    assert match, f"no section {title!r} in docs/plugins.md"
+    level = len(match.group(1))
+    rest = DOC[match.end() :]
+    end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
+    return rest[: end.start()] if end else rest
+
+
+def public_fields(cls: type) -> set[str]:
+    """The fields, properties and methods of a public shape (attrs, named tuple, slots)."""
+    import attrs
+
+    if attrs.has(cls):
+        names = {f.name for f in attrs.fields(cls)}
+    elif hasattr(cls, "_fields"):
+        names = set(cls._fields)
+    else:
+        names = set(getattr(cls, "__slots__", ())) | set(getattr(cls, "__annotations__", {}))
+    names |= {n for n, v in vars(cls).items() if isinstance(v, property) or inspect.isfunction(v)}
+    return {n for n in names if not n.startswith("_")}
+
+
+#: where each shape a plugin receives or builds is described, field by field
+SHAPES = {
+    "ExecutorContext": "Executors",
+    "Batch": "Executors",
+    "Records": "Executors",
+    "Unfinished": "Executors",
+    "Lost": "Executors",
+    "WorkerError": "Executors",
+    "BatchProcess": "The building block: `BatchProcess`",
+    "BatchOutcome": "The building block: `BatchProcess`",
+    "RecordBatch": "Sinks",
+    "Plan": "`toolkit_choose_executor(recipe, plan)`",
+    "RunInfo": "`toolkit_run_start(run)`",
+    "Instance": "`toolkit_task_start(instance)`",
+    "Summary": "`toolkit_run_finish(run, summary)`",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_field_of_a_public_shape_is_documented_where_it_is_described(name):
+    text = subsection(SHAPES[name])
+    assert f"`{name}`" in text or f"`{name}(" in text
+    signature = re.search(rf"`{name}\(([^`]*)\)`", text)  # `Records(batch_id, consumed, ...)`
+    listed = set(re.findall(r"\w+", signature.group(1))) if signature else set()
+    fields = public_fields(getattr(toolkit.plugin, name))
+    named = {field for field in fields if f"`{field}" in text or re.search(rf"\w\.{field}\b", text)}
+    assert fields - listed - named == set()
+
+
+def test_the_testing_kit_types_are_documented():
+    types = {name for name in toolkit.testing.__all__ if not name.islower()}
+    text = section("Types")
+    assert {
+        name for name in types if f"`{name}`" not in text and f"`toolkit.testing.{name}`" not in text
+    } == set()
+    for name in types:
+        assert getattr(toolkit.testing, name) is not None

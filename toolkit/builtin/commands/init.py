@@ -140,7 +140,7 @@ def init_command(args) -> int:
     first = next(iter(files))
     if args.plugin is not None:
         folder = first.parent
-        print(f"next: pip install -e {folder} && pytest {folder / 'tests'}")
+        print(f"next: pip install -e '{folder}[test]' && pytest {folder / 'tests'}")
     else:
         print(f"next: toolkit run {first}")
     return 0

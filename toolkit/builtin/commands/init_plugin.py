@@ -52,7 +52,7 @@ README = """\
 A [toolkit](https://pypi.org/project/toolkit/) plugin. It registers the task
 `{name}.greet`; a recipe uses it with `uses = "{name}.greet"`.
 
-    pip install -e .            # toolkit finds it through its entry point
+    pip install -e '.[test]'    # toolkit finds it through its entry point; pytest too
     toolkit plugins             # lists "{name}"
     toolkit tasks               # lists "{name}.greet"
     pytest                      # its tests, with toolkit's testing kit
@@ -103,9 +103,8 @@ TESTS = '''\
 
 from __future__ import annotations
 
-from typing import Any
-
 import {package}
+from toolkit.testing import Plugins, RegisterPlugin, RunRecipe
 
 RECIPE = """
 [recipe]
@@ -122,13 +121,13 @@ def test_greet() -> None:
     assert {package}.greet("you") == "hello, you!"
 
 
-def test_the_task_is_registered_under_its_name(toolkit_pm: Any, register_plugin: Any) -> None:
+def test_the_task_is_registered_under_its_name(toolkit_pm: Plugins, register_plugin: RegisterPlugin) -> None:
     register_plugin({package}, "{name}")
     task = toolkit_pm.registries.tasks.get("{name}.greet")
     assert task.plugin == "{name}" and task.version == "1"
 
 
-def test_a_recipe_runs_it_through_the_installed_entry_point(run_recipe: Any) -> None:
+def test_a_recipe_runs_it_through_the_installed_entry_point(run_recipe: RunRecipe) -> None:
     result = run_recipe(RECIPE, autoload=True)
     assert result.exit_code == 0, result.stderr
     assert sorted(r["value"] for r in result.records) == ["hello, toolkit!", "hello, world!"]
