@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from toolkit.records import FAILED_STATUSES, STATUSES
+
 SCHEMA = "toolkit.run/1"
 #: failures listed in the payload; ``failures_total`` has the count
 FIRST_FAILURES = 5
@@ -95,7 +97,7 @@ def first_failures(run_dir: Path, limit: int = FIRST_FAILURES) -> list[dict[str,
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(rec, dict) or rec.get("status") in ("ok", "skipped"):
+            if not isinstance(rec, dict) or rec.get("status") not in FAILED_STATUSES:
                 continue
             error = rec.get("error") if isinstance(rec.get("error"), dict) else {}
             out.append(
@@ -116,7 +118,7 @@ def payload(run_dir: Path, manifest: dict[str, Any], status: str, counts: dict[s
     """The JSON a webhook receives (see the module's docstring)."""
     run_dir = Path(run_dir).resolve()
     counts = {k: v for k, v in counts.items() if isinstance(v, int)}
-    parts = [f"{counts[k]} {k}" for k in ("ok", "failed", "timeout", "crashed", "skipped") if counts.get(k)]
+    parts = [f"{counts[k]} {k}" for k in STATUSES if counts.get(k)]
     if counts.get("not_run"):
         parts.append(f"{counts['not_run']} not run")
     duration = manifest.get("duration_s")
@@ -142,7 +144,7 @@ def payload(run_dir: Path, manifest: dict[str, Any], status: str, counts: dict[s
         "run_dir": str(run_dir),
         "report": str(report) if report.exists() else None,
         "failures": failures,
-        "failures_total": sum(counts.get(k, 0) for k in ("failed", "timeout", "crashed")),
+        "failures_total": sum(counts.get(k, 0) for k in FAILED_STATUSES),
     }
 
 

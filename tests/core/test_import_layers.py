@@ -108,3 +108,19 @@ def test_store_stands_below_execution():
 
 def test_the_checker_sees_a_circle():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_record_statuses_are_spelled_once():
+    """Status, STATUSES and FAILED_STATUSES (toolkit.records) are the one definition: no
+    other module lists statuses of its own (a tuple, list or set of two or more)."""
+    statuses = {"ok", "failed", "timeout", "crashed", "skipped"}
+    lists = []
+    for name, path in MODULES.items():
+        if name in ("toolkit.records", "toolkit.conformance"):  # the suite's expectations are data
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                words = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                if len(words & statuses) >= 2:
+                    lists.append(f"{name}:{node.lineno}")
+    assert lists == []

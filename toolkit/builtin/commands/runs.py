@@ -246,7 +246,9 @@ def _versions(m: dict) -> str:
 
 
 def _counts(c: dict) -> str:
-    parts = [f"{c[k]} {k}" for k in ("ok", "failed", "timeout", "crashed", "skipped") if c.get(k)]
+    from toolkit.records import STATUSES
+
+    parts = [f"{c[k]} {k}" for k in STATUSES if c.get(k)]
     if c.get("not_run"):
         parts.append(f"{c['not_run']} not run")
     total = c.get("total")
