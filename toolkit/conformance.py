@@ -213,7 +213,9 @@ class ExecutorConformance:
         res = self.run(
             run_recipe,
             self.recipe(
-                '[[task]]\nname = "h"\nuses = "conformance.hang_on"\nparams = { bad = 1 }\n'
+                # 30 s, not forever: an executor that does not stop it fails here with
+                # the instance's record ("ok" where "timeout" was due), not a hang
+                '[[task]]\nname = "h"\nuses = "conformance.hang_on"\nparams = { bad = 1, seconds = 30 }\n'
                 'timeout = "1s"\nmatrix = { x = [0, 1, 2, 3] }\n',
                 run="keep_going = true",
             ),
