@@ -13,7 +13,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from toolkit.errors import ExitCode, PluginError, ToolkitError, UsageError
+from toolkit.errors import ExitCode, ToolkitError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -124,33 +124,18 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     ``toolkit_add_commands`` raises, or adds a name another plugin loaded before it
     added, is named in a warning and left out (the parser is built again without it),
     so that every other command, ``--help`` and ``--version`` keep working."""
-    from toolkit.hookcalls import culprit
+    from toolkit.hookcalls import call_leaving_out
 
     hook = "toolkit_add_commands"
-    left_out: list[object] = []
-    while True:
-        parser, subparsers = _new_parser(plugins)
-        caller = (
-            plugins.pm.subset_hook_caller(hook, left_out)
-            if left_out
-            else plugins.pm.hook.toolkit_add_commands
-        )
-        try:
-            caller(subparsers=subparsers)
-        except Exception as exc:
-            name = culprit(plugins.pm, hook, exc)
-            plugin = plugins.pm.get_plugin(name) if name is not None else None
-            if plugin is None or plugin in left_out:
-                raise PluginError(name, hook, exc) from exc
-            left_out.append(plugin)
-            plugins.hook_failed(name, hook, exc)  # type: ignore[arg-type]
-            continue
-        losers = subparsers.losers()
-        if not losers:
-            break
-        for name, message in losers.items():
-            left_out.append(plugins.pm.get_plugin(name))
-            plugins.hook_failed(name, hook, UsageError(message))
+    built: list[Any] = []  # the parser and its subparsers, as the last call made them
+
+    def call(caller: Any) -> dict[str, BaseException]:
+        built[:] = _new_parser(plugins)
+        caller(subparsers=built[1])
+        return {name: UsageError(message) for name, message in built[1].losers().items()}
+
+    call_leaving_out(plugins.pm, hook, call, lambda name, exc: plugins.hook_failed(name, hook, exc))
+    parser, subparsers = built
     plugins.commands = dict(subparsers.added)  # for `toolkit plugins -v`
     # list the subcommands in a stable, alphabetical order in --help
     subparsers._choices_actions.sort(key=lambda a: a.dest)

@@ -11,7 +11,7 @@ hook), so nothing of pluggy's call is replaced or reimplemented here.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PluginError
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
-__all__ = ["call_hook", "call_plugin", "culprit", "implementers"]
+__all__ = ["call_hook", "call_leaving_out", "call_plugin", "culprit", "implementers"]
 
 
 def _code_of(function: Any) -> CodeType | None:
@@ -110,3 +110,36 @@ def call_plugin(pm: pluggy.PluginManager, hook_name: str, plugin: str, /, **kwar
         raise
     except Exception as exc:
         raise PluginError(plugin, hook_name, exc) from exc
+
+
+def call_leaving_out(
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    /,
+    call: Callable[[Any], Mapping[str, BaseException] | None],
+    failed: Callable[[str, BaseException], None],
+) -> None:
+    """For the hooks whose failures leave the rest working (registration,
+    ``toolkit_add_commands``): ``call(caller)`` calls the hook through ``caller`` (pluggy's,
+    or a subset of it) and may return ``{plugin: exception}`` for plugins it refuses (a
+    name clash). A plugin whose implementation raises, or that is refused, is reported to
+    ``failed`` and left out, and ``call`` runs again without it (from a clean state: it
+    starts over). An exception no plugin can be blamed for is a :class:`PluginError`."""
+    left_out: list[object] = []
+    while True:
+        caller = pm.subset_hook_caller(hook_name, left_out) if left_out else getattr(pm.hook, hook_name)
+        try:
+            refused = call(caller)
+        except Exception as exc:
+            name = culprit(pm, hook_name, exc)
+            plugin = pm.get_plugin(name) if name is not None else None
+            if plugin is None or plugin in left_out:
+                raise PluginError(name, hook_name, exc) from exc
+            left_out.append(plugin)
+            failed(name, exc)  # type: ignore[arg-type]
+            continue
+        if not refused:
+            return
+        for name, exc in refused.items():
+            left_out.append(pm.get_plugin(name) or name)
+            failed(name, exc)

@@ -371,38 +371,26 @@ class Plugins:
         return self._registries
 
     def _register(self, hook_name: str, registry: Any) -> None:
-        """Call a registration hook through pluggy; a plugin whose implementation raises
-        is named, and the hook is called again, from an empty registry, without it."""
-        from toolkit.hookcalls import culprit, impl_codes
+        """Call a registration hook through pluggy; a plugin whose implementation raises,
+        or registers a name taken without ``replace=True``, is named, and the hook is
+        called again, from an empty registry, without it."""
+        from toolkit.hookcalls import call_leaving_out, impl_codes
 
-        left_out: list[object] = []
         registry.order = {info.name: i for i, info in enumerate(self.infos)}
-        while True:
+
+        def call(caller: Any) -> dict[str, BaseException]:
             registry.clear()
             # registry.add finds the plugin that calls it among these (see Registry.add)
             registry.owners = impl_codes(self.pm, hook_name)
-            if left_out:
-                caller = self.pm.subset_hook_caller(hook_name, remove_plugins=left_out)
-            else:
-                caller = getattr(self.pm.hook, hook_name)
             try:
                 caller(registry=registry)
-            except Exception as exc:
-                name = culprit(self.pm, hook_name, exc)
-                plugin = self.pm.get_plugin(name) if name is not None else None
-                if plugin is None or plugin in left_out:
-                    raise PluginError(name, hook_name, exc) from exc
-                left_out.append(plugin)
-                self.hook_failed(name, hook_name, exc)
-                continue
             finally:
                 registry.owners = {}
-            losers = {c.loser: c for c in registry.clashes if c.loser is not None}
-            if not losers:
-                return
-            for name, clash in losers.items():
-                left_out.append(self.pm.get_plugin(name) or name)
-                self.hook_failed(name, hook_name, TaskRegistrationError(clash.message))
+            return {
+                c.loser: TaskRegistrationError(c.message) for c in registry.clashes if c.loser is not None
+            }
+
+        call_leaving_out(self.pm, hook_name, call, lambda name, exc: self.hook_failed(name, hook_name, exc))
 
     def hook_failed(self, plugin: str, hook_name: str, exc: BaseException) -> None:
         """Note that ``plugin`` failed in ``hook_name`` (``toolkit plugins`` shows it) and warn."""
