@@ -90,6 +90,20 @@ def test_hook_toolkit_register_tasks_from_an_installed_distribution(site_with_pl
     assert '"value": "hello plugin"' in results
 
 
+def test_plugins_v_names_the_module_and_the_distribution_as_pip_does(tmp_path):
+    site = tmp_path / "site"
+    make_dist(site, "toolkit_greeter", HELLO_PLUGIN, version="2.5")
+    entry_points = site / "toolkit_greeter-2.5.dist-info" / "entry_points.txt"
+    entry_points.write_text("[toolkit.plugins]\ngreeter = toolkit_greeter\n")
+    out = toolkit_cli("plugins", "-v", env={"PYTHONPATH": str(site), "TOOLKIT_DISABLE_PLUGIN_AUTOLOAD": "0"})
+    assert out.returncode == 0, out.stderr
+    block = out.stdout.split("\ngreeter ", 1)[1].split("\n")
+    assert block[0].split()[:2] == ["2.5", "entry"]
+    assert block[1].strip() == f"module: toolkit_greeter ({site / 'toolkit_greeter.py'})"
+    assert block[2].strip() == "distribution: toolkit-greeter 2.5"  # not the dist-info's toolkit_greeter
+    assert block[3].strip() == "tasks: hello.greet"
+
+
 def test_blocking_an_entry_point_plugin_hides_it(site_with_plugin, tmp_path):
     out = toolkit_cli("-p", "no:toolkit_hello", "plugins", env=site_with_plugin)
     assert out.returncode == 0

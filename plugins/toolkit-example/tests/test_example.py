@@ -76,5 +76,5 @@ def test_the_command(run_recipe: RunRecipe, capsys: pytest.CaptureFixture[str]) 
 def test_the_plugin_is_listed_by_its_entry_point_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "-v"]) == 0
     out = capsys.readouterr().out
-    assert "example" in out and "distribution: toolkit_example 0.1.0" in out
+    assert "example" in out and "distribution: toolkit-example 0.1.0" in out
     assert "tasks: example.power" in out and "sinks: markdown" in out and "commands: markdown" in out

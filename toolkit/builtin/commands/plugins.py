@@ -62,7 +62,9 @@ def details(plugins, info) -> list[str]:
         where += f" ({info.file})"
     lines.append(f"module: {where}")
     if info.distribution:
-        lines.append(f"distribution: {info.distribution} {info.version or ''}".rstrip())
+        # its name as pip and the package index write it (a .dist-info folder's has "_")
+        name = info.distribution.replace("_", "-")
+        lines.append(f"distribution: {name} {info.version or ''}".rstrip())
     registries = plugins.registries
     for kind, registry in (
         ("tasks", registries.tasks),
