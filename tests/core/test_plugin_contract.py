@@ -386,3 +386,61 @@ def test_an_exception_whose_str_raises_is_still_named(tmp_path, capsys):
     assert code == 0 and "Traceback" not in err, err
     assert "plugin 'at_import' (-p) skipped: Unprintable: <exception str() failed>" in err
     assert "plugin 'in_hook' failed in toolkit_register_tasks: Unprintable: <exception str() failed>" in err
+
+
+#: every hook, with the arguments its spec declares
+EVERY_HOOK = {
+    "toolkit_register_tasks": "registry",
+    "toolkit_register_executors": "registry",
+    "toolkit_register_sinks": "registry",
+    "toolkit_configure": "recipe",
+    "toolkit_choose_executor": "recipe, plan",
+    "toolkit_run_start": "run",
+    "toolkit_task_start": "instance",
+    "toolkit_task_finish": "instance, record",
+    "toolkit_run_finish": "run, summary",
+    "toolkit_add_commands": "subparsers",
+}
+
+
+def test_wrapper_tryfirst_and_trylast_work_on_every_hook(run_recipe):
+    """Three plugin files implement every hook, as a wrapper, tryfirst and trylast; one
+    run of the command line calls each of them, in that order, around one another."""
+    from toolkit import hookspecs
+
+    assert set(EVERY_HOOK) == {name for name in vars(hookspecs) if name.startswith("toolkit_")}
+    files = {}
+    for kind, marker in (("wrap", "wrapper=True"), ("first", "tryfirst=True"), ("last", "trylast=True")):
+        lines = [
+            "import os, toolkit",
+            "def log(text):",
+            "    with open('calls.txt', 'a') as f:",
+            "        f.write(text + '\\n')",
+        ]
+        for hook, args in EVERY_HOOK.items():
+            lines += [f"@toolkit.hookimpl({marker})", f"def {hook}({args}):"]
+            if kind == "wrap":
+                lines += [
+                    f"    log('wrap {hook}')",
+                    "    result = yield",
+                    f"    log('unwrap {hook}')",
+                    "    return result",
+                ]
+            else:
+                lines += [f"    log('{kind} {hook}')"]
+        files[f"{kind}.py"] = "\n".join(lines) + "\n"
+    res = run_recipe(
+        squares(executor="auto"), "-p", "wrap.py", "-p", "first.py", "-p", "last.py", files=files
+    )
+    assert res.exit_code == 0, res.stderr
+    calls = (res.recipe.parent / "calls.txt").read_text().splitlines()
+    for hook in EVERY_HOOK:
+        seen = [line.split()[0] for line in calls if line.split()[1] == hook]
+        # per hook call: the wrapper around tryfirst, then trylast; the two hooks called
+        # plugin by plugin have the wrapper around its own plugin's implementations only
+        by_plugin = hook in ("toolkit_configure", "toolkit_choose_executor")
+        expected = ["wrap", "unwrap", "first", "last"] if by_plugin else ["wrap", "first", "last", "unwrap"]
+        if hook == "toolkit_choose_executor":  # the built-in (trylast, loaded first) answers before "last"
+            expected = expected[:3]
+        calls_of_hook = len(seen) // len(expected)
+        assert seen == expected * calls_of_hook and calls_of_hook >= 1, (hook, seen)
