@@ -127,10 +127,12 @@ def toolkit_pm() -> Plugins:
 
 
 class _Registered:
-    """The plugins ``register_plugin`` added in a test, for ``run_recipe`` to add too."""
+    """The plugins ``register_plugin`` added in a test, for ``run_recipe`` to add too,
+    and the ``hook_calls`` list, if the test asked for it, for its runs to add to."""
 
     def __init__(self) -> None:
         self.plugins: list[tuple[object, str]] = []
+        self.calls: HookCalls | None = None
 
 
 @pytest.fixture
@@ -161,17 +163,24 @@ def register_plugin(toolkit_pm: Plugins, _toolkit_registered: _Registered) -> It
 
 
 @pytest.fixture
-def hook_calls(toolkit_pm: Plugins) -> Iterator[HookCalls]:
+def hook_calls(toolkit_pm: Plugins, _toolkit_registered: _Registered) -> Iterator[HookCalls]:
     """A list of ``(hook name, kwargs)`` for every hook called through ``toolkit_pm``
-    (the ``toolkit_register_*`` hooks included: they are called when something first
-    needs the registries)."""
+    and in the in-process runs of ``run_recipe`` (the ``toolkit_register_*`` hooks
+    included: they are called when something first needs the registries)."""
     calls: HookCalls = []
-    undo = toolkit_pm.pm.add_hookcall_monitoring(
+    undo = _monitor(toolkit_pm, calls)
+    toolkit_pm._registries = None  # so that the registration hooks are called (and seen)
+    _toolkit_registered.calls = calls
+    yield calls
+    _toolkit_registered.calls = None
+    undo()
+
+
+def _monitor(plugins: Plugins, calls: HookCalls) -> Any:
+    """Add every hook call through ``plugins`` to ``calls``; returns the undo."""
+    return plugins.pm.add_hookcall_monitoring(
         lambda name, impls, kwargs: calls.append((name, dict(kwargs))), lambda *a: None
     )
-    toolkit_pm._registries = None  # so that the registration hooks are called (and seen)
-    yield calls
-    undo()
 
 
 def _option(args: tuple[str, ...], name: str) -> str | None:
@@ -271,6 +280,8 @@ def run_recipe(tmp_path: Path, _toolkit_registered: _Registered) -> RunRecipe:
             plugins = Plugins(LoadSpec.from_environment()).load_all()
             for obj, name in _toolkit_registered.plugins:
                 plugins.register(obj, PluginInfo(name=name, source="test"))
+            if _toolkit_registered.calls is not None:
+                _monitor(plugins, _toolkit_registered.calls)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = main(argv, plugins=plugins)
         return RecipeResult(code, out.getvalue(), err.getvalue(), output, recipe)

@@ -309,6 +309,26 @@ def test_hook_calls_sees_the_registration_hooks(toolkit_pm, hook_calls):
         assert hook in names
 
 
+def test_hook_calls_sees_the_hooks_of_in_process_runs(hook_calls, register_plugin, run_recipe):
+    class Watcher:  # toolkit calls toolkit_configure and toolkit_task_finish only if implemented
+        @toolkit.hookimpl
+        def toolkit_configure(self):
+            pass
+
+        @toolkit.hookimpl
+        def toolkit_task_finish(self):
+            pass
+
+    register_plugin(Watcher(), "watcher")
+    res = run_recipe(squares())
+    assert res.exit_code == 0, res.stderr
+    names = [name for name, _ in hook_calls]
+    for hook in ("toolkit_add_commands", "toolkit_configure", "toolkit_run_start", "toolkit_run_finish"):
+        assert names.count(hook) == 1, (hook, names)
+    finished = [kwargs["record"]["instance"] for name, kwargs in hook_calls if name == "toolkit_task_finish"]
+    assert sorted(finished) == [f"sq[x={x}]" for x in range(4)]
+
+
 def test_register_plugin_reaches_run_recipe(register_plugin, run_recipe):
     seen = []
 
