@@ -149,3 +149,18 @@ def test_the_testing_kit_types_are_documented():
     } == set()
     for name in types:
         assert getattr(toolkit.testing, name) is not None
+
+
+def test_the_user_documentation_stands_alone():
+    """README, docs/ and the plugins' READMEs are the whole user documentation: they never
+    send a reader to a specification or a folder users do not have."""
+    root = Path(__file__).resolve().parents[2]
+    pages = [
+        root / "README.md",
+        *sorted((root / "docs").rglob("*.md")),
+        *sorted(root.glob("plugins/*/README.md")),
+    ]
+    pattern = re.compile(r"SPEC\.md|\bspecification\b|shared folder|\.\./shared\b", re.I)
+    assert [
+        f"{p.relative_to(root)}: {m.group(0)}" for p in pages for m in pattern.finditer(p.read_text())
+    ] == []
