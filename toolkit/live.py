@@ -31,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from toolkit.progress import report_of
 from toolkit.records import STATUSES
 from toolkit.tally import TaskTally, summary_line
 
@@ -152,6 +153,9 @@ class LiveReporter:
         head, _, rest = line.partition(":")
         self._print(f"[{style}]{escape(head)}[/]:{escape(rest)}")
         self._print(f"results: {escape(str(run_dir))}")
+        report = report_of(run_dir)
+        if report is not None:
+            self._print(f"report: {escape(report)}")
 
     def close(self) -> None:
         if self.progress is not None:

@@ -116,9 +116,19 @@ class PlainReporter:
     ) -> None:
         print(summary_line(status, counts, not_run, duration), file=self.stream)
         print(f"results: {run_dir}", file=self.stream, flush=True)
+        report = report_of(run_dir)
+        if report is not None:
+            print(f"report: {report}", file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
+
+
+def report_of(run_dir: Any) -> str | None:
+    """The run's ``report.html`` as the summary names it, if the run wrote one (a plugin
+    blocked with ``-p no:builtin.report`` writes none)."""
+    path = os.path.join(str(run_dir), "report.html")
+    return path if os.path.isfile(path) else None
 
 
 def wants_live(progress: str, stream: TextIO) -> bool:

@@ -51,8 +51,11 @@ def test_output_to_a_pipe_has_no_escape_codes(tmp_path, write_recipe):
     assert "\x1b" not in proc.stdout and "\x1b" not in proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("run ") and "executor" in lines[1]
-    assert lines[-2].startswith("succeeded: 12 ok in ")
-    assert lines[-1].startswith("results: ")
+    assert lines[-3].startswith("succeeded: 12 ok in ")
+    assert lines[-2].startswith("results: ")
+    # the summary says where the report is, and it is there
+    assert lines[-1] == f"report: {lines[-2].removeprefix('results: ')}/report.html"
+    assert (tmp_path / lines[-1].removeprefix("report: ")).is_file()
 
 
 def test_progress_on_in_a_pipe_stays_sane(tmp_path, write_recipe):
@@ -61,7 +64,7 @@ def test_progress_on_in_a_pipe_stays_sane(tmp_path, write_recipe):
     assert proc.returncode == 1, proc.stderr  # shaped(0) fails; `again` is skipped
     assert "\x1b" not in proc.stdout  # rich knows a pipe is no terminal
     assert "failed: 5 ok, 1 failed, 1 skipped in " in proc.stdout
-    assert "results: " in proc.stdout
+    assert "results: " in proc.stdout and "/report.html\n" in proc.stdout
     assert proc.stdout.count("\n") < 40
 
 
@@ -70,7 +73,8 @@ def test_quiet_prints_only_the_summary(tmp_path, write_recipe):
     proc = run_cli(recipe, tmp_path, "-q")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 2 and lines[0].startswith("succeeded: 4 ok in ") and lines[1].startswith("results: ")
+    assert len(lines) == 3 and lines[0].startswith("succeeded: 4 ok in ") and lines[1].startswith("results: ")
+    assert lines[2].startswith("report: ") and lines[2].endswith("/report.html")
 
 
 def test_help_never_imports_rich():
