@@ -127,6 +127,39 @@ def test_a_succeeded_run_and_an_interrupted_run_write_reports(tmp_path):
     assert not data["summary"]["live"]
 
 
+def test_cached_instances_are_not_on_this_runs_timeline(tmp_path, monkeypatch):
+    """A cached record keeps the time and worker of the run it was copied from: the
+    report lists it, but its timeline, span, throughput and slowest are this run's."""
+    monkeypatch.chdir(tmp_path)
+    recipe = project(tmp_path, "mixed", MIXED.format(n=4))
+    assert run_cli("run", str(recipe), "--cache", "-q", "--progress", "off") == 1
+    assert run_cli("run", str(recipe), "--cache", "-q", "--progress", "off") == 1
+    first, second = (p for p in run_dirs(tmp_path / "runs", "mixed") if p.is_dir())
+    records = [json.loads(line) for line in (second / "results.jsonl").read_text().splitlines()]
+    cached = {r["instance"] for r in records if r["cached"]}
+    assert cached and all(r["status"] == "ok" for r in records if r["cached"])  # the 6 ok ones
+    ran = [r for r in records if not r["cached"] and r["started"]]
+    data = read_data(second / "report.html")
+    cols = data["columns"]
+    rows = {cols["id"][i] for i in cols["cached"]}
+    assert rows == cached
+    for i in cols["cached"]:
+        assert cols["start"][i] == -1 and cols["lane"][i] == -1
+    # t0 is this run's first start; every lane is a worker of this run
+    assert data["t0"] == pytest.approx(min(collect_time(r["started"]) for r in ran), abs=1e-5)
+    assert set(data["lanes"]) == {r["worker"] for r in ran}
+    assert all(cols["id"][i] not in cached for i in data["slowest"])
+    work = data["tasks"][0]
+    assert work["span_s"] < 60  # not stretched back to the first run
+    assert work["throughput"] == pytest.approx(sum(r["task"] == "work" for r in ran) / work["span_s"])
+
+
+def collect_time(text):
+    from toolkit.report.data import parse_utc
+
+    return parse_utc(text)
+
+
 def test_a_later_record_of_an_instance_replaces_the_earlier_one(mixed_run):
     lines = (mixed_run / "results.jsonl").read_text().splitlines()
     failed = next(json.loads(line) for line in lines if '"failed"' in line)

@@ -256,11 +256,21 @@ def collect(run_dir: str | os.PathLike[str], *, status: str | None = None) -> di
                     param_cols[p][i] = c
     n = len(ids)
     failed_rows = [i for i in sorted(errors) if STATUSES[statuses[i]] in FAILED_STATUSES]
+    # a cached record is a copy of a record of an earlier run (its time, its worker): it
+    # did not run in this one, so it has no place on this run's timeline, span or lanes
+    worker_names = list(worker_index)
+    if cached_rows:
+        for i in cached_rows:
+            starts[i] = None
+            workers[i] = -1
+        used = sorted({w for w in workers if w >= 0})
+        renumber = {w: k for k, w in enumerate(used)}
+        workers = [renumber.get(w, -1) for w in workers]
+        worker_names = [worker_names[w] for w in used]
 
     known = [s for s in starts if s is not None]
     t0 = min(known) if known else None
     ends = [s + d if s is not None and d is not None else s for s, d in zip(starts, durs, strict=True)]
-    worker_names = list(worker_index)
     lanes, lane_names = _lanes(workers, starts, ends, worker_names)
 
     log_names = _log_names(run, ids)
@@ -291,7 +301,7 @@ def collect(run_dir: str | os.PathLike[str], *, status: str | None = None) -> di
             "codes": param_cols,
         },
         "logs": log_names,
-        "slowest": _slowest(durs),
+        "slowest": _slowest(durs, cached_rows),
         "failures": _failures(failed_rows, errors, ids, statuses),
     }
     return data
@@ -354,8 +364,11 @@ def _tasks(
     first: list[float | None] = [None] * k
     last: list[float | None] = [None] * k
     peak: list[float | None] = [None] * k
+    ran = [0] * k  # instances with a start in this run (cached ones have none)
     for t, st, s, e, d, r in zip(tasks, statuses, starts, ends, durs, rss, strict=True):
         counts[t][STATUSES[st]] += 1
+        if s is not None:
+            ran[t] += 1
         if d is not None:
             durations[t].append(d)
         if s is not None and (first[t] is None or s < first[t]):
@@ -384,17 +397,19 @@ def _tasks(
                 "mean": sum(ordered) / len(ordered) if ordered else None,
                 "busy_s": sum(ordered),
                 "span_s": span,
-                "throughput": done / span if span else None,
+                "throughput": ran[i] / span if span else None,
                 "peak_rss_mib": peak[i],
             }
         )
     return out
 
 
-def _slowest(durs: list[float | None]) -> list[int]:
+def _slowest(durs: list[float | None], cached: set[int]) -> list[int]:
+    """The slowest instances that ran in this run (a cached one did not)."""
     import heapq
 
-    return heapq.nlargest(SLOWEST, (i for i, d in enumerate(durs) if d is not None), key=durs.__getitem__)
+    rows = (i for i, d in enumerate(durs) if d is not None and i not in cached)
+    return heapq.nlargest(SLOWEST, rows, key=durs.__getitem__)
 
 
 def _failures(rows: list[int], errors: dict[int, Any], ids: list[str], statuses: list[int]) -> dict[str, Any]:

@@ -182,7 +182,9 @@
     const section = h("section", { id: "timeline" }, h("h2", {}, "Timeline"));
     const withTimes = m.start.filter((s) => s >= 0).length;
     if (!withTimes) {
-      section.append(h("p", { class: "note" }, "No instance has a start time yet."));
+      section.append(h("p", { class: "note" }, m.data.columns.cached.length
+        ? "Every instance came from the cache (results copied from an earlier run): nothing ran in this one."
+        : "No instance has a start time yet."));
       return { section, draw() {} };
     }
     const nl = Math.max(1, m.lanes.length);
@@ -205,6 +207,10 @@
       h("span", {}, h("i", { style: "background:#eceff1" }), "idle"),
       h("span", {}, `lanes busy ${fmtNum(util * 100, 1)}% of the run's span; wheel to zoom, drag to pan, double-click to reset`));
     section.append(legend, chart);
+    const cached = m.data.columns.cached.length;
+    if (cached) {
+      section.append(h("p", { class: "note", id: "timeline-cached" }, `${fmtNum(cached)} cached instance${cached === 1 ? "" : "s"} (results copied from an earlier run) did not run in this one: they are not on the timeline.`));
+    }
     let v0 = 0, v1 = m.span > 0 ? m.span : 1;
     let drawn = [];
     let cssW = 0;
@@ -319,7 +325,7 @@
 
   function describe(m, i) {
     const lines = [m.ids[i], `${m.statuses[m.status[i]]}${m.cached[i] ? " (cached)" : ""} after ${m.attempts[i]} attempt${m.attempts[i] === 1 ? "" : "s"}`,
-      `duration ${fmtDur(m.dur[i])}, started at +${fmtDur(m.start[i])}`];
+      `duration ${fmtDur(m.dur[i])}` + (m.start[i] >= 0 ? `, started at +${fmtDur(m.start[i])}` : "")];
     if (m.lane[i] >= 0) lines.push(`worker ${m.lanes[m.lane[i]]}`);
     if (m.rss[i] >= 0) lines.push(`peak memory ${fmtNum(m.rss[i], 1)} MiB`);
     const p = paramsOf(m, i);
@@ -398,7 +404,7 @@
     const rows = m.data.slowest.map((i) => h("tr", {},
       h("td", { class: "id" }, h("a", { class: "link", onclick: () => show(m.ids[i]) }, m.ids[i])),
       h("td", {}, badge(m.statuses[m.status[i]])), h("td", { class: "num" }, fmtDur(m.dur[i])),
-      h("td", { class: "num" }, `+${fmtDur(m.start[i])}`),
+      h("td", { class: "num" }, m.start[i] >= 0 ? `+${fmtDur(m.start[i])}` : "-"),
       h("td", {}, m.lane[i] >= 0 ? m.lanes[m.lane[i]] : "-")));
     return h("section", { id: "slowest" }, h("h2", {}, `Slowest ${rows.length} instances`),
       rows.length ? h("table", {}, h("thead", {}, h("tr", {}, ["instance", "status", "duration", "started", "worker"].map((x) => h("th", {}, x)))), h("tbody", {}, rows))
