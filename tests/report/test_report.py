@@ -82,6 +82,25 @@ def test_report_of_no_such_run_is_one_clear_error(tmp_path, monkeypatch, capsys)
     assert "no run 'nope'" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "damaged",
+    [b"\xff\xfe not UTF-8", b"not [toml", b'status = 7\nstarted = 12\n[resolved]\ntask = "x"\n'],
+    ids=["not-utf8", "not-toml", "wrong-types"],
+)
+def test_a_run_with_a_damaged_manifest_gets_a_report_of_what_can_be_read(mixed_run, damaged):
+    (mixed_run / "manifest.toml").write_bytes(damaged)
+    with (mixed_run / "results.jsonl").open("a") as f:
+        f.write('{"instance": "x", "status": "edited by hand"}\n')
+    proc = cli("report", str(mixed_run))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    data = read_data(mixed_run / "report.html")
+    s = data["summary"]
+    assert s["status"] == "damaged" and "manifest.toml" in s["reason"]
+    assert s["counts"]["ok"] == 12 and s["counts"]["failed"] == 4  # from results.jsonl
+    assert len(data["columns"]["id"]) == 17  # the line edited by hand is passed over
+
+
 def test_a_succeeded_run_and_an_interrupted_run_write_reports(tmp_path):
     gate = tmp_path / "gate"
     recipe = project(
@@ -134,7 +153,7 @@ def test_cached_instances_are_not_on_this_runs_timeline(tmp_path, monkeypatch):
     recipe = project(tmp_path, "mixed", MIXED.format(n=4))
     assert run_cli("run", str(recipe), "--cache", "-q", "--progress", "off") == 1
     assert run_cli("run", str(recipe), "--cache", "-q", "--progress", "off") == 1
-    first, second = (p for p in run_dirs(tmp_path / "runs", "mixed") if p.is_dir())
+    _first, second = (p for p in run_dirs(tmp_path / "runs", "mixed") if p.is_dir())
     records = [json.loads(line) for line in (second / "results.jsonl").read_text().splitlines()]
     cached = {r["instance"] for r in records if r["cached"]}
     assert cached and all(r["status"] == "ok" for r in records if r["cached"])  # the 6 ok ones

@@ -105,6 +105,53 @@ def test_run_list_filters_and_pages(ui, runs):
         assert get(f"{base}{bad}?token={token}")[0] == 404, bad
 
 
+def test_links_and_odd_names_never_read_outside_the_run(ui, runs, tmp_path):
+    token = ui.app.token
+    (run,) = run_dirs(runs, "mixed")
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not for the ui")
+    (run / "logs" / "planted.log").symlink_to(secret)  # a task can leave a link in its run
+    page = f"{base_of(ui)}/runs/mixed/{run.name}"
+    for bad in ("logs/planted.log", "logs/%00", "logs/a%00b.log", "logs/..%2F..%2F..%2Foutside.txt"):
+        status, body, _ = get(f"{page}/{bad}?token={token}")
+        assert status == 404 and b"not for the ui" not in body, bad
+    status, body, _ = get(f"{page}/log?instance=..%2F..%2F..%2F..%2Foutside.txt&token={token}")
+    assert status == 200 and b"not for the ui" not in body
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda text: text.replace('status = "failed"', "status = 7"), b"status is an integer"),
+        (lambda text: text.replace('started = "', 'started = 12 #"'), b"started is an integer"),
+        (lambda text: text.replace("ok = 6", 'ok = "six"'), b"counts holds values that are not counts"),
+        (lambda text: "not [toml", b"cannot be read"),
+        (lambda text: "\udcff", b"cannot be read"),
+    ],
+    ids=["status-int", "started-int", "counts-str", "not-toml", "not-utf8"],
+)
+def test_a_damaged_run_is_listed_as_damaged_and_takes_no_page_down(ui, runs, damage, why):
+    token = ui.app.token
+    base = base_of(ui)
+    (run,) = run_dirs(runs, "mixed")
+    manifest = run / "manifest.toml"
+    manifest.write_bytes(damage(manifest.read_text()).encode("utf-8", "surrogateescape"))
+    status, body, _ = get(f"{base}/api/runs?token={token}")
+    assert status == 200, body
+    listed = {r["recipe"]: r for r in json.loads(body)["runs"]}
+    assert listed["fine"]["status"] == "succeeded"  # the others are still listed
+    assert listed["mixed"]["status"] == "damaged" and why.decode() in listed["mixed"]["reason"]
+    assert listed["mixed"]["counts"]["failed"] == 2  # counted from results.jsonl
+    status, body, _ = get(f"{base}/api/runs/mixed/{run.name}?token={token}")
+    assert status == 200 and json.loads(body)["status"] == "damaged"
+    for page in ("", "report.html", "log?instance=work%5Bn%3D3%2Csize%3Ds%5D"):
+        status, body, _ = get(f"{base}/runs/mixed/{run.name}/{page}{'&' if '?' in page else '?'}token={token}")
+        assert status == 200, (page, body[:300])
+    (run / "report.html").unlink()  # made on the fly from what can be read
+    status, body, _ = get(f"{base}/runs/mixed/{run.name}/report.html?token={token}")
+    assert status == 200 and b"report-data" in body
+
+
 def test_live_progress_of_a_running_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     gate = tmp_path / "gate"
@@ -203,7 +250,7 @@ def test_schedules_from_a_state_directory(tmp_path):
         server.server_close()
     (r,) = data["recipes"]
     assert r["recipe"] == "nightly" and r["next_firing"] and r["schedule"] == {"cron": "@daily"}
-    assert r["missed_total"] == 1 and r["missed"][0]["count"] == 3
+    assert r["missed_total"] == 1 and r["missed"][0]["count"] == 3 and r["missed_firings"] == 3
     assert r["skipped"][0]["reason"] == "still going"
     assert r["last_outcome"]["exit_code"] == 1
     assert data["daemon"]["running"] is False

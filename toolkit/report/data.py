@@ -101,9 +101,13 @@ def _percentile(ordered: list[float], q: float) -> float | None:
     return ordered[int(rank) - 1]
 
 
-def read_head(run: RunDir) -> dict[str, Any]:
-    """The manifest (the run's own description); raises RunError when there is none."""
-    return run.read_manifest()
+def read_head(run: RunDir) -> tuple[dict[str, Any], str]:
+    """The manifest (the run's own description): its sound fields, and what is wrong with
+    the others ('' when nothing is). Raises RunError only when there is no manifest: a
+    damaged one still gets a report of what can be read."""
+    from toolkit.store.history import read_checked
+
+    return read_checked(run)
 
 
 def _lanes(workers: list[int], starts: list[float | None], ends: list[float | None], names: list[str]):
@@ -144,9 +148,15 @@ def collect(run_dir: str | os.PathLike[str], *, status: str | None = None) -> di
     ``status``: the run's status when the caller knows it better than the manifest
     (``toolkit ui`` and ``toolkit report`` pass ``dead`` for a killed run)."""
     run = RunDir(Path(run_dir))
-    manifest = read_head(run)
-    resolved = manifest.get("resolved") or {}
-    task_tables = [t for t in resolved.get("task") or [] if isinstance(t, dict)]
+    manifest, damage = read_head(run)
+    if damage:
+        status = "damaged"
+        reason = manifest.get("reason")
+        manifest["reason"] = f"{damage}; the run's reason: {reason}" if reason else damage
+    resolved = manifest.get("resolved")
+    resolved = resolved if isinstance(resolved, dict) else {}
+    tables = resolved.get("task")
+    task_tables = [t for t in tables if isinstance(t, dict)] if isinstance(tables, list) else []
 
     task_names = [str(t.get("name")) for t in task_tables]
     task_index = {n: i for i, n in enumerate(task_names)}
@@ -166,7 +176,6 @@ def collect(run_dir: str | os.PathLike[str], *, status: str | None = None) -> di
     rss: list[float | None] = []
     cached_rows: set[int] = set()
     errors: dict[int, Any] = {}
-    failed = _STATUS_CODE["failed"]
     fields = operator.itemgetter(
         "task",
         "instance",
@@ -201,6 +210,9 @@ def collect(run_dir: str | os.PathLike[str], *, status: str | None = None) -> di
                 task, inst, key, st, started, dur, worker, att, peak, params, error = (
                     rec.get(k) for k in _FIELDS
                 )
+            code = status_code(st)
+            if code is None:
+                continue  # not a record toolkit wrote (edited by hand): passed over, as `toolkit show` does
             t = task_index.get(task)
             if t is None:
                 t = task_index[str(task)] = len(task_names)
@@ -208,7 +220,6 @@ def collect(run_dir: str | os.PathLike[str], *, status: str | None = None) -> di
             w = worker_index.get(worker, -1) if worker is not None else -1
             if w < 0 and worker is not None:
                 w = worker_index[worker] = len(worker_index)
-            code = status_code(st, failed)
             start = parse_utc(started)
             dur = dur if type(dur) is float or type(dur) is int else None
             att = att if type(att) is int else 0
@@ -310,7 +321,7 @@ def collect(run_dir: str | os.PathLike[str], *, status: str | None = None) -> di
 def _summary(manifest: dict[str, Any], status: str | None, statuses: list[int], n: int) -> dict[str, Any]:
     counts = dict(manifest.get("counts") or {})
     live = manifest.get("status") == "running"
-    if live or not any(counts.get(s) for s in STATUSES):  # not finished: count what is on disk
+    if live or status == "damaged" or not any(counts.get(s) for s in STATUSES):  # count what is on disk
         seen = dict.fromkeys(STATUSES, 0)
         for code in statuses:
             seen[STATUSES[code]] += 1
@@ -342,8 +353,10 @@ def _summary(manifest: dict[str, Any], status: str | None, statuses: list[int], 
     out["status"] = status or str(manifest.get("status", "unknown"))
     out["live"] = out["status"] == "running"
     out["counts"] = counts
-    description = ((manifest.get("resolved") or {}).get("recipe") or {}).get("description")
-    if description:
+    resolved = manifest.get("resolved")
+    recipe = resolved.get("recipe") if isinstance(resolved, dict) else None
+    description = recipe.get("description") if isinstance(recipe, dict) else None
+    if isinstance(description, str) and description:
         out["description"] = description
     return out
 

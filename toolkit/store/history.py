@@ -148,6 +148,25 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "a table" if isinstance(value, dict) else f"a {type(value).__name__}")
 
 
+def read_checked(run: RunDir) -> tuple[dict[str, Any], str]:
+    """``(the manifest's fields that are as they should be, what is wrong)``, the second
+    ``""`` for a sound manifest. ``RunError`` only when there is no manifest at all."""
+    if not run.manifest_path.is_file():
+        run.read_manifest()  # raises the RunError that says so
+    try:
+        manifest, problems = check_manifest(run.read_manifest())
+    except RunError as exc:
+        manifest, problems = {}, [_reason(exc, run)]
+    except UnicodeDecodeError:
+        manifest, problems = {}, [f"{MANIFEST} is not UTF-8 text"]
+    except OSError as exc:
+        manifest, problems = {}, [f"{MANIFEST} cannot be read: {exc.strerror or exc}"]
+    problem = "; ".join(problems)
+    if problem and not problem.startswith(MANIFEST):
+        problem = f"{MANIFEST}: {problem}"
+    return manifest, problem
+
+
 @attrs.define
 class RunEntry:
     """One run as the history shows it. A run whose manifest is damaged has the status
@@ -162,20 +181,8 @@ class RunEntry:
     @classmethod
     def read(cls, run: RunDir) -> RunEntry:
         """The run's entry; ``RunError`` only when ``run`` is no run directory at all."""
-        if not run.manifest_path.is_file():
-            run.read_manifest()  # raises the RunError that says so
-        try:
-            manifest, problems = check_manifest(run.read_manifest())
-        except RunError as exc:
-            manifest, problems = {}, [_reason(exc, run)]
-        except UnicodeDecodeError:
-            manifest, problems = {}, [f"{MANIFEST} is not UTF-8 text"]
-        except OSError as exc:
-            manifest, problems = {}, [f"{MANIFEST} cannot be read: {exc.strerror or exc}"]
-        problem = "; ".join(problems)
-        if problem and not problem.startswith(MANIFEST):
-            problem = f"{MANIFEST}: {problem}"
-        status = DAMAGED if problems else effective_status(manifest, run.path)
+        manifest, problem = read_checked(run)
+        status = DAMAGED if problem else effective_status(manifest, run.path)
         counts = dict(manifest.get("counts") or {})
         if not any(counts.get(s) for s in STATUSES):  # not finished: count what is on disk
             counts.update(count_records(run))

@@ -19,7 +19,7 @@ from typing import Any
 
 from toolkit.records import STATUSES
 from toolkit.store.heads import read_head
-from toolkit.store.history import effective_status, parse_time, process_alive
+from toolkit.store.history import DAMAGED, check_manifest, effective_status, parse_time, process_alive
 from toolkit.store.rundir import LATEST, MANIFEST, RESULTS
 
 #: what a recipe or run id in a URL may be: never a path
@@ -42,7 +42,8 @@ class Reader:
 
     def __init__(self, output: str | os.PathLike[str]) -> None:
         self.output = Path(output)
-        self._heads: dict[Path, tuple[tuple[int, int] | None, dict[str, Any] | None]] = {}
+        # manifest -> (its stat key, its sound fields or None, what is wrong with it)
+        self._heads: dict[Path, tuple[tuple[int, int] | None, dict[str, Any] | None, str]] = {}
         self._live: dict[Path, tuple[int, dict[str, int]]] = {}
         self._lock = threading.Lock()
 
@@ -56,16 +57,38 @@ class Reader:
 
     # -- manifests ---------------------------------------------------------------------
     def head(self, run_dir: Path) -> dict[str, Any] | None:
+        """The manifest's fields that are as they should be (None when it cannot be read):
+        a manifest edited by hand or cut short never takes a page down."""
+        return self._read(run_dir)[0]
+
+    def damage(self, run_dir: Path) -> str:
+        """What is wrong with the run's manifest ('' when nothing is)."""
+        return self._read(run_dir)[1]
+
+    def _read(self, run_dir: Path) -> tuple[dict[str, Any] | None, str]:
         manifest = run_dir / MANIFEST
         key = _stat_key(manifest)
         with self._lock:
             cached = self._heads.get(manifest)
         if cached is not None and cached[0] == key and key is not None:
-            return cached[1]
-        head = read_head(run_dir)
+            return cached[1], cached[2]
+        head, problem = read_head(run_dir), ""
+        if head is None:
+            problem = f"{MANIFEST} cannot be read (not TOML, or not UTF-8)"
+        else:
+            head, problems = check_manifest(head)
+            problem = f"{MANIFEST}: {'; '.join(problems)}" if problems else ""
         with self._lock:
-            self._heads[manifest] = (key, head)
-        return head
+            self._heads[manifest] = (key, head, problem)
+        return head, problem
+
+    def status(self, run_dir: Path) -> str:
+        """The run's status as the list shows it: ``dead`` for a killed run, ``damaged``
+        for one whose manifest cannot be trusted."""
+        head, problem = self._read(run_dir)
+        if head is None or problem:
+            return DAMAGED
+        return effective_status(head, run_dir)
 
     def live_counts(self, run_dir: Path) -> dict[str, int]:
         """Counts by status of the records written so far, reading only new lines."""
@@ -91,24 +114,17 @@ class Reader:
 
     # -- the run list ------------------------------------------------------------------
     def run_entry(self, run_dir: Path) -> dict[str, Any] | None:
-        head = self.head(run_dir)
-        if head is None:
-            return {
-                "recipe": run_dir.parent.name,
-                "run_id": run_dir.name,
-                "status": "damaged",
-                "counts": {},
-                "started": None,
-            }
-        status = effective_status(head, run_dir)
+        head, problem = self._read(run_dir)
+        status = self.status(run_dir)
+        head = head or {}
         counts = dict(head.get("counts") or {})
-        if status in ("running", "dead"):
+        if status in ("running", "dead", DAMAGED):
             counts.update(self.live_counts(run_dir))
         return {
             "recipe": str(head.get("recipe") or run_dir.parent.name),
             "run_id": run_dir.name,
             "status": status,
-            "reason": head.get("reason"),
+            "reason": problem or head.get("reason"),
             "counts": counts,
             "started": head.get("started"),
             "finished": head.get("finished"),
@@ -216,8 +232,10 @@ def instance_log(run_dir: Path, instance: str) -> dict[str, Any]:
             record = rec
     log = run.log_path(instance)
     try:
+        if not log.resolve().is_relative_to(run_dir.resolve()):  # a link to elsewhere: not served
+            raise FileNotFoundError(log)
         text = log.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    except (OSError, ValueError):
         text = None
     return {"instance": instance, "record": record, "log": text, "log_name": log.name}
 
@@ -248,6 +266,10 @@ def _tail_events(path: Path) -> list[dict[str, Any]]:
         if isinstance(event, dict):
             events.append(event)
     return events
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
 
 def schedules(state: str | os.PathLike[str] | None, reader: Reader | None = None) -> dict[str, Any]:
@@ -305,13 +327,17 @@ def schedules(state: str | os.PathLike[str] | None, reader: Reader | None = None
         elif kind == "error":
             entry["errors"].append(event)
     for entry in recipes.values():
+        # one "missed" event stands for a stretch of missed firings ("count" of them)
+        # (null: more than the daemon counts, shown as "N+")
+        counts = [e.get("count") for e in entry["missed"]]
+        entry["missed_firings"] = sum(_count(c) for c in counts)
+        entry["missed_more"] = None in counts and bool(counts)
         for key in ("missed", "skipped", "errors"):
             entry[f"{key}_total"] = len(entry[key])
             entry[key] = entry[key][-EVENTS_SHOWN:][::-1]
         outcome = entry["last_outcome"]
         if outcome is not None and reader is not None and outcome.get("run_id"):
             run_dir = reader.run_dir(entry["recipe"], str(outcome["run_id"]))
-            head = reader.head(run_dir) if run_dir is not None else None
-            if head is not None:
-                outcome["status"] = effective_status(head, run_dir)
+            if run_dir is not None:
+                outcome["status"] = reader.status(run_dir)
     return {"state": str(state), "daemon": daemon, "recipes": list(recipes.values())}

@@ -169,10 +169,7 @@ class Handler(BaseHTTPRequestHandler):
             page = app.page("run", f"{recipe} {run_id}", recipe=recipe, run_id=run_id)
             self._send(200, page, html_type, headers)
         elif rest == ["report.html"]:
-            head = app.reader.head(run_dir) or {}
-            from toolkit.store.history import effective_status
-
-            self._send(200, app.reports.page(run_dir, effective_status(head, run_dir)), html_type, headers)
+            self._send(200, app.reports.page(run_dir, app.reader.status(run_dir)), html_type, headers)
         elif rest == ["log"]:
             instance = q.get("instance", "")
             page = app.page(
@@ -180,16 +177,19 @@ class Handler(BaseHTTPRequestHandler):
             )
             self._send(200, page, html_type, headers)
         elif len(rest) == 1 and rest[0] in _TEXT_FILES:
-            self._file(run_dir / rest[0], _TEXT_FILES[rest[0]])
+            self._file(run_dir, run_dir / rest[0], _TEXT_FILES[rest[0]])
         elif len(rest) == 2 and rest[0] == "logs" and "/" not in rest[1] and not rest[1].startswith("."):
-            self._file(run_dir / "logs" / rest[1], "text/plain; charset=utf-8")
+            self._file(run_dir, run_dir / "logs" / rest[1], "text/plain; charset=utf-8")
         else:
             self._error(404, "no such page")
 
-    def _file(self, path: Path, ctype: str) -> None:
+    def _file(self, run_dir: Path, path: Path, ctype: str) -> None:
         try:
+            # a link in the run directory (a task can make one) must not serve what it points to
+            if not path.resolve().is_relative_to(run_dir.resolve()):
+                raise FileNotFoundError(path)
             body = path.read_bytes()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the name
             self._error(404, f"no {path.name}")
             return
         self._send(200, body, ctype)

@@ -41,10 +41,11 @@ def report_command(args) -> int:
 
     from toolkit.errors import ToolkitError
     from toolkit.report import write_report
-    from toolkit.store.history import effective_status, resolve_run
+    from toolkit.store.history import DAMAGED, effective_status, read_checked, resolve_run
 
     run = resolve_run(args.run, Path(args.output))
-    status = effective_status(run.read_manifest(), run.path)
+    manifest, damage = read_checked(run)  # a damaged manifest still gets a report of what can be read
+    status = DAMAGED if damage else effective_status(manifest, run.path)
     try:
         path = write_report(run.path, args.file, status=status)
     except OSError as exc:

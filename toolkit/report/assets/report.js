@@ -111,6 +111,9 @@
       out.append(h("p", { class: "banner bad" },
         "The manifest still says running, but the run's process is gone: it was killed before it could finish. ",
         "The instances below are the ones it finished."));
+    } else if (s.status === "damaged") {
+      out.append(h("p", { class: "banner bad" },
+        "This run's manifest.toml is damaged (see above): the report shows what could be read of it, and every record in results.jsonl."));
     }
     const chips = [];
     for (const st of m.statuses) {

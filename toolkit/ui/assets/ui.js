@@ -201,8 +201,8 @@
             h("dt", {}, "last outcome"), h("dd", { "data-fact": "outcome" }, outcome),
             h("dt", {}, "running now"), h("dd", {}, r.running ? `run ${r.running.run_id} (pid ${r.running.pid}) since ${fmtTime(r.running.started)}` : "no"),
             h("dt", {}, "queued"), h("dd", {}, r.queued.length ? r.queued.map(fmtTime).join(", ") : "none"),
-            h("dt", {}, "missed"), h("dd", { "data-fact": "missed" }, events(r.missed, r.missed_total, "missed")),
-            h("dt", {}, "skipped"), h("dd", { "data-fact": "skipped" }, events(r.skipped, r.skipped_total, "skipped")),
+            h("dt", {}, "missed"), h("dd", { "data-fact": "missed" }, events(r.missed, `${r.missed_firings ?? r.missed_total}${r.missed_more ? "+" : ""}`, "firings missed while the scheduler was down")),
+            h("dt", {}, "skipped"), h("dd", { "data-fact": "skipped" }, events(r.skipped, r.skipped_total, "firings skipped (the previous run was still going)")),
             h("dt", {}, "errors"), h("dd", {}, events(r.errors, r.errors_total, "errors"))));
       }));
       if (!data.recipes.length) box.append(h("p", { class: "note" }, "No recipe has been scheduled with this state directory."));
