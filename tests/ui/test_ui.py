@@ -145,7 +145,9 @@ def test_a_damaged_run_is_listed_as_damaged_and_takes_no_page_down(ui, runs, dam
     status, body, _ = get(f"{base}/api/runs/mixed/{run.name}?token={token}")
     assert status == 200 and json.loads(body)["status"] == "damaged"
     for page in ("", "report.html", "log?instance=work%5Bn%3D3%2Csize%3Ds%5D"):
-        status, body, _ = get(f"{base}/runs/mixed/{run.name}/{page}{'&' if '?' in page else '?'}token={token}")
+        status, body, _ = get(
+            f"{base}/runs/mixed/{run.name}/{page}{'&' if '?' in page else '?'}token={token}"
+        )
         assert status == 200, (page, body[:300])
     (run / "report.html").unlink()  # made on the fly from what can be read
     status, body, _ = get(f"{base}/runs/mixed/{run.name}/report.html?token={token}")
