@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from report_helpers import OK, project, run_cli, run_dirs, wait_for
+from report_helpers import OK, project, run_cli, run_dirs, start_cli, wait_for
 
 from toolkit.report import read_data
 
@@ -89,6 +89,54 @@ def test_prune_without_keep_uses_each_recipes_keep(tmp_path, monkeypatch, capsys
     assert run_cli("runs", "--keep", "2") == 2
 
 
+def test_prune_spares_a_real_running_run_and_a_run_being_resumed(tmp_path, monkeypatch, capsys):
+    """Not a fake manifest: a `toolkit run` that is going, older than the runs kept."""
+    from toolkit.store.lock import RunLock
+
+    monkeypatch.chdir(tmp_path)
+    gate = tmp_path / "gate"
+    recipe = project(
+        tmp_path,
+        "gated",
+        f"""
+        [recipe]
+        name = "gated"
+        plugins = ["tasks.py"]
+        [run]
+        workers = 1
+        [[task]]
+        name = "s"
+        uses = "rt.slow"
+        params = {{ gate = "{gate}", seconds = 0 }}
+        matrix = {{ i = [1, 2] }}
+        """,
+    )
+    base = tmp_path / "runs" / "gated"
+    running = start_cli("run", str(recipe), "-q", "--progress", "off", cwd=tmp_path)
+    try:
+        (going,) = wait_for(lambda: base.is_dir() and run_dirs(tmp_path / "runs", "gated"), what="the run")
+        wait_for(lambda: (going / "manifest.toml").is_file(), what="its manifest")
+        no_gate = ("--set", "task.s.params.gate=")
+        done = []
+        for _ in range(3):
+            assert run_cli("run", str(recipe), *no_gate, "-q", "--progress", "off") == 0
+            done.append(os.readlink(base / "latest"))
+        resumed = base / done[0]
+        with RunLock(resumed):  # a --resume took the lock, has not written `running` yet
+            assert run_cli("runs", "--prune", "--keep", "1") == 0
+        out = capsys.readouterr().out
+        assert going.is_dir() and f"kept runs/gated/{going.name}: still running" in out
+        assert resumed.is_dir() and f"kept runs/gated/{resumed.name}: still running" in out
+        assert not (base / done[1]).exists() and (base / done[2]).is_dir()
+        gate.write_text("go")
+        assert running.wait(60) == 0
+    finally:
+        if running.poll() is None:
+            os.killpg(running.pid, signal.SIGKILL)
+            running.wait()
+    assert going.is_dir() and (going / "report.html").is_file()
+
+
 @pytest.mark.slow
 def test_the_scheduler_reports_and_notifies_a_killed_run(tmp_path):
     """A scheduled run killed with SIGKILL cannot write its report or notify: the
@@ -129,7 +177,18 @@ def test_the_scheduler_reports_and_notifies_a_killed_run(tmp_path):
         "gated", str(recipe), RecipeState(handled_until=datetime.now(UTC) - timedelta(hours=2))
     )
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "schedule", "--state", str(state), str(recipe)],
+        # with --set: the scheduler's after-firing step reads the recipe as its runs do
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "schedule",
+            "--state",
+            str(state),
+            "--set",
+            "output.dir=sched",
+            str(recipe),
+        ],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -143,7 +202,7 @@ def test_the_scheduler_reports_and_notifies_a_killed_run(tmp_path):
 
     try:
         (started,) = wait_for(lambda: events("started"), what="a firing")
-        run = tmp_path / "runs" / "gated" / started["run_id"]
+        run = tmp_path / "sched" / "gated" / started["run_id"]
         wait_for(lambda: (run / "manifest.toml").exists(), what="the run directory")
         time.sleep(0.3)
         os.killpg(started["pid"], signal.SIGKILL)

@@ -1,7 +1,7 @@
 """Retention: keep the N newest runs of a recipe, delete older run directories.
 
-Never deleted: a run that is still going (its manifest says ``running`` and its run
-lock is held, or it runs on another host), the run ``latest`` points to, and
+Never deleted: a run that is still going (its run lock is held, or its manifest says
+``running`` and it runs on another host), the run ``latest`` points to, and
 anything that is not a run directory (no ``manifest.toml``) such as the recipe's cache.
 A directory is renamed away before it is deleted, so that a reader never sees a run
 half deleted, and a ``--resume`` of it fails cleanly instead of writing into it.
@@ -16,6 +16,7 @@ from pathlib import Path
 import attrs
 
 from toolkit.store.heads import read_head
+from toolkit.store.lock import is_locked
 from toolkit.store.history import effective_status, parse_time
 from toolkit.store.rundir import LATEST, MANIFEST, runs_of
 
@@ -69,7 +70,7 @@ def prune(base: str | os.PathLike[str], keep: int, *, dry_run: bool = False) -> 
         if latest is not None and path.resolve() == latest:
             out.spared.append((path, "latest points to it"))
             continue
-        if effective_status(head, path) == "running":
+        if _running(head, path):
             out.spared.append((path, "still running"))
             continue
         if dry_run:
@@ -83,11 +84,18 @@ def prune(base: str | os.PathLike[str], keep: int, *, dry_run: bool = False) -> 
     return out
 
 
+def _running(head: dict, path: Path) -> bool:
+    """Whether a run may be going: its manifest says so (and its process lives, or it
+    runs on another host), or a process holds its lock, such as a ``--resume`` that has
+    not yet written ``running`` into the manifest."""
+    return is_locked(path) is True or effective_status(head, path) == "running"
+
+
 def _delete(path: Path) -> str | None:
     """Delete one run directory; the reason when it could not be."""
     # read again just before: a --resume may have started since the listing
     head = read_head(path) or {}
-    if effective_status(head, path) == "running":
+    if _running(head, path):
         return "it started running again"
     gone = path.with_name(f".{path.name}.deleting")
     try:
