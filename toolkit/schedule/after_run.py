@@ -7,14 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def after_firing(recipe_path: Path, run_id: str) -> list[str]:
+def after_firing(recipe_path: Path, run_id: str, overrides: tuple[str, ...] = ()) -> list[str]:
     """Lines for the scheduler's log: what was deleted or sent. Raises nothing a
-    recipe could cause (a recipe that no longer reads is reported as a line)."""
+    recipe could cause (a recipe that no longer reads is reported as a line).
+    ``overrides``: the scheduler's ``--set``, which its runs got too (``output.dir``
+    says where the run is, ``output.keep`` how many to keep)."""
     from toolkit.errors import ToolkitError
     from toolkit.recipe import read_recipe
 
     try:
-        recipe = read_recipe(str(recipe_path))
+        recipe = read_recipe(str(recipe_path), overrides=overrides)
     except ToolkitError as exc:
         return [f"retention and notification skipped: {exc.message}"]
     lines = []

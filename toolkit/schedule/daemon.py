@@ -320,7 +320,7 @@ class Daemon:
         from toolkit.schedule.after_run import after_firing
 
         try:
-            lines = after_firing(job.recipe.path, run_id)
+            lines = after_firing(job.recipe.path, run_id, job.recipe.overrides)
         except Exception as exc:  # the scheduler outlives whatever goes wrong here
             lines = [f"after run {run_id}: {type(exc).__name__}: {exc}"]
         for line in lines:
