@@ -16,8 +16,8 @@ from pathlib import Path
 import attrs
 
 from toolkit.store.heads import read_head
-from toolkit.store.lock import is_locked
 from toolkit.store.history import effective_status, parse_time
+from toolkit.store.lock import is_locked
 from toolkit.store.rundir import LATEST, MANIFEST, runs_of
 
 
