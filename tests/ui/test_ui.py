@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -200,6 +201,64 @@ def test_live_progress_of_a_running_run(tmp_path, monkeypatch):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_rate_of_a_resumed_run_is_its_own(tmp_path, monkeypatch):
+    """The records of the sessions before a resume say nothing of its pace: a resumed
+    run that has done nothing yet has no rate and no ETA (not done / a few ms)."""
+    monkeypatch.chdir(tmp_path)
+    gate = tmp_path / "gate"
+    gate.write_text("open")
+    recipe = project(
+        tmp_path,
+        "again",
+        f"""
+        [recipe]
+        name = "again"
+        plugins = ["tasks.py"]
+        [run]
+        workers = 2
+        executor = "process"
+        [[task]]
+        name = "s"
+        uses = "rt.slow"
+        params = {{ gate = "{gate}", seconds = 0.1 }}
+        matrix = {{ i = {{ range = [0, 200] }} }}
+        """,
+    )
+    first = start_cli("run", str(recipe), "-q", "--progress", "off", cwd=tmp_path)
+    resumed = None
+    server = make_server(str(tmp_path / "runs"), None, "127.0.0.1", 0)
+    serve_in_thread(server)
+    try:
+        wait_for(lambda: (tmp_path / "runs" / "again").is_dir() and run_dirs(tmp_path / "runs", "again"))
+        (run,) = run_dirs(tmp_path / "runs", "again")
+        results = run / "results.jsonl"
+        wait_for(lambda: results.is_file() and results.read_text().count("\n") >= 6, what="records")
+        os.killpg(first.pid, signal.SIGINT)
+        assert first.wait(60) == 130
+        gate.unlink()  # the resumed session waits at the gate: it does nothing for now
+        before = results.read_text().count("\n")
+        resumed = start_cli("run", str(recipe), "--resume", "-q", "--progress", "off", cwd=tmp_path)
+        api = f"{base_of(server)}/api/runs/again/{run.name}?token={server.app.token}"
+        wait_for(lambda: json.loads(get(api)[1])["status"] == "running", what="the resumed run")
+        p = json.loads(get(api)[1])
+        assert p["done"] == before and p["rate"] is None and p["eta_s"] is None
+        time.sleep(1.1)  # the rate of a resumed session is measured over a second at least
+        p = json.loads(get(api)[1])
+        assert p["done"] == before and p["rate"] == 0 and p["eta_s"] is None
+        gate.write_text("open")
+        p = wait_for(lambda: (q := json.loads(get(api)[1]))["done"] > before + 2 and q, what="progress")
+        assert p["rate"] > 0 and p["eta_s"] > 0
+        os.killpg(resumed.pid, signal.SIGINT)
+        resumed.wait(60)
+    finally:
+        for proc in (first, resumed):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         server.shutdown()
         server.server_close()
 

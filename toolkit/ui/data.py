@@ -45,6 +45,7 @@ class Reader:
         # manifest -> (its stat key, its sound fields or None, what is wrong with it)
         self._heads: dict[Path, tuple[tuple[int, int] | None, dict[str, Any] | None, str]] = {}
         self._live: dict[Path, tuple[int, dict[str, int]]] = {}
+        self._first_seen: dict[tuple[Path, float], tuple[float, int]] = {}  # see _rate
         self._lock = threading.Lock()
 
     # -- paths -----------------------------------------------------------------------
@@ -173,15 +174,26 @@ class Reader:
         out = {**entry, "total": total, "done": done, "rate": None, "eta_s": None, "elapsed_s": None}
         if entry.get("status") == "running":
             # this session's start: a resumed run counts from its last resume
-            since = parse_time((head.get("resumed") or [None])[-1]) or parse_time(head.get("started"))
+            resumed = parse_time((head.get("resumed") or [None])[-1])
+            since = resumed or parse_time(head.get("started"))
             if since:
-                elapsed = max(0.001, time.time() - since)
+                now = time.time()
+                elapsed = max(0.001, now - since)
                 out["elapsed_s"] = round(elapsed, 1)
-                rate = done / elapsed if done else 0.0
-                out["rate"] = round(rate, 3)
-                if rate > 0 and isinstance(total, int):
+                rate = self._rate(run_dir, since, done, now) if resumed else done / elapsed
+                out["rate"] = None if rate is None else round(rate, 3)
+                if rate and isinstance(total, int):
                     out["eta_s"] = round(max(0, total - done) / rate, 1)
         return out
+
+    def _rate(self, run_dir: Path, since: float, done: int, now: float) -> float | None:
+        """Instances per second of a resumed session. Its records follow those of the
+        sessions before it, which say nothing of its pace: the rate is measured from the
+        first time this session was looked at (None until a second has passed)."""
+        with self._lock:
+            first = self._first_seen.setdefault((run_dir, since), (now, done))
+        span = now - first[0]
+        return (done - first[1]) / span if span >= 1.0 else None
 
 
 class ReportCache:
