@@ -317,8 +317,19 @@ def test_schedules_from_a_state_directory(tmp_path):
     assert data["daemon"]["running"] is False
 
 
-def test_the_command_prints_a_local_url_with_a_token(runs, tmp_path):
-    proc = start_cli("ui", "--output", str(runs), "--port", "0", cwd=tmp_path, stdout=subprocess.PIPE)
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_command_prints_a_local_url_with_a_token(runs, tmp_path, stop):
+    proc = start_cli(
+        "ui",
+        "--output",
+        str(runs),
+        "--port",
+        "0",
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        # as a background job of a script starts it: SIGINT ignored; Ctrl-C still stops it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         line = ""
         while "token=" not in line:
@@ -329,7 +340,7 @@ def test_the_command_prints_a_local_url_with_a_token(runs, tmp_path):
         assert get(url.split("?")[0])[0] == 403
         assert get(url)[0] == 200
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, stop)
         assert proc.wait(20) == 0
         proc.stdout.close()
 

@@ -12,6 +12,7 @@ import hmac
 import html
 import json
 import secrets
+import signal
 import sys
 import threading
 from http import HTTPStatus
@@ -248,8 +249,16 @@ def main(output: str, state: str | None, host: str, port: int) -> int:
                 flush=True,
             )
         print(url_of(server), flush=True)
+        # Ctrl-C and SIGTERM (systemd, a container, `kill`) stop it cleanly, also when it
+        # was started where SIGINT is ignored (a background job of a script)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
