@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +26,23 @@ def wall_of(cmd: list[str], runs: int) -> float | None:
         if proc.returncode != 0:
             return None
     return (time.perf_counter() - t0) / runs
+
+
+def instructions(cmd: list[str]) -> int | None:
+    """Instructions the command executes (valgrind's callgrind; None without valgrind):
+    the same count however loaded the machine is, unlike its wall time."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    proc = subprocess.run(
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    return int(found.group(1)) if proc.returncode == 0 and found else None
 
 
 def run(cfg: Config) -> CaseResult:
@@ -54,6 +73,16 @@ def run(cfg: Config) -> CaseResult:
             out.rows.append([label, "failed", "", ""])
             continue
         out.rows.append([label, f"{ms:.1f}", f"{ms / base:.2f}", spread(samples[label], ".1f")])
+    instr = None
+    if not cfg.quick:  # beside the walls: the instructions, which load does not move
+        counts = {label: instructions(cmd) for label, cmd in cases[:2]}
+        base_n, help_n = counts.get("python -c pass"), counts.get("toolkit --help")
+        if base_n and help_n:
+            out.notes.append(
+                f"instructions (callgrind): python -c pass {base_n / 1e6:.1f} M, toolkit --help "
+                f"{help_n / 1e6:.1f} M ({help_n / base_n:.2f}x)"
+            )
+            instr = counts
     helpms = median(samples["toolkit --help"])
     helpr = None if helpms is None else helpms / base
     out.target(
@@ -64,5 +93,5 @@ def run(cfg: Config) -> CaseResult:
         f"{helpr:.2f}x" if helpr else "",
     )
     out.notes.append(f"console script: {tk[0]}")
-    out.data = {"ms": samples}
+    out.data = {"ms": samples, "instructions": instr}
     return out
