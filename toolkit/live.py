@@ -31,9 +31,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from toolkit.progress import report_of
 from toolkit.records import STATUSES
-from toolkit.tally import TaskTally, summary_line
+from toolkit.tally import TaskTally, report_of, summary_line
 
 #: seconds between two redraws
 REFRESH = 0.1

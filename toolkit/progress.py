@@ -28,7 +28,7 @@ import time
 from typing import Any, TextIO
 
 from toolkit.records import STATUSES
-from toolkit.tally import TaskTally, summary_line
+from toolkit.tally import TaskTally, report_of, summary_line
 
 __all__ = ["PlainReporter", "TaskTally", "make_reporter", "summary_line", "wants_live"]
 
@@ -122,13 +122,6 @@ class PlainReporter:
 
     def close(self) -> None:
         pass
-
-
-def report_of(run_dir: Any) -> str | None:
-    """The run's ``report.html`` as the summary names it, if the run wrote one (a plugin
-    blocked with ``-p no:builtin.report`` writes none)."""
-    path = os.path.join(str(run_dir), "report.html")
-    return path if os.path.isfile(path) else None
 
 
 def wants_live(progress: str, stream: TextIO) -> bool:

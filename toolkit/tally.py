@@ -1,7 +1,10 @@
-"""Counting a run's records as they arrive, and the summary line: shared by the plain
+"""Counting a run's records as they arrive, and the summary: shared by the plain
 reporter (:mod:`toolkit.progress`) and the live view (:mod:`toolkit.live`)."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 from toolkit.records import STATUSES, Status
 
@@ -14,6 +17,13 @@ def summary_line(status: str, counts: dict[str, int], not_run: int, duration: fl
     if not_run:
         parts.append(f"{not_run} not run")
     return f"{status}: {', '.join(parts) or 'nothing to do'} in {duration:.2f}s"
+
+
+def report_of(run_dir: Any) -> str | None:
+    """The run's ``report.html`` as the summary names it, if the run wrote one (a plugin
+    blocked with ``-p no:builtin.report`` writes none)."""
+    path = os.path.join(str(run_dir), "report.html")
+    return path if os.path.isfile(path) else None
 
 
 class TaskTally:
