@@ -45,11 +45,16 @@ _pyenv_pythons()
 def tests(session: nox.Session) -> None:
     """The core's tests, under coverage, against the installed package."""
     session.install(".", *TEST_DEPS)
+    # the tests wait on real processes, signals and clocks more than they compute: one
+    # pytest worker more than cores keeps both cores busy (5.8 min -> 3.2 min on 2 cores)
+    workers = str((os.cpu_count() or 1) + 1)
     session.run(
         "coverage",
         "run",
         "-m",
         "pytest",
+        "--numprocesses",
+        workers,
         *session.posargs,
         env={"COVERAGE_FILE": str(Path(f".coverage.{session.python}").resolve())},
     )
