@@ -170,8 +170,17 @@ def allocate(x: int, folder: str, mib: int = 1024, step: int = 20) -> int:
     return x
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: what a numeric library imported with this file would read (in the process that loads it)
+AT_IMPORT = {k: os.environ.get(k) for k in THREAD_VARS}
+
+
 def threads(x: int = 0) -> dict:
-    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    return {k: os.environ.get(k) for k in THREAD_VARS}
+
+
+def threads_at_import(x: int = 0) -> dict:
+    return AT_IMPORT
 
 
 @toolkit.hookimpl
@@ -179,6 +188,7 @@ def toolkit_register_tasks(registry):
     registry.add(span, name="res.span")
     registry.add(allocate, name="res.allocate")
     registry.add(threads, name="res.threads")
+    registry.add(threads_at_import, name="res.threads_at_import")
 '''
 
 

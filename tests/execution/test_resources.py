@@ -253,8 +253,12 @@ def test_an_instance_over_its_memory_is_stopped_and_the_run_goes_on(run_recipe, 
     assert records["calm[x=7]"]["status"] == "ok"
 
 
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
 @pytest.mark.parametrize("executor", ["pool", "process"])
-def test_cpus_reach_the_instance_as_thread_counts(run_recipe, tmp_path, executor):
+def test_cpus_reach_the_instance_as_thread_counts(run_recipe, tmp_path, executor, start_method):
+    """Each instance gets its cpus; what the recipe's plugin files import (in toolkit
+    run's process, and again in a spawned worker) starts with one thread, not one per
+    core; what the user set stays."""
     result = run_recipe(
         recipe(
             executor,
@@ -267,8 +271,13 @@ def test_cpus_reach_the_instance_as_thread_counts(run_recipe, tmp_path, executor
             [[task]]
             name = "plain"
             uses = "res.threads"
+
+            [[task]]
+            name = "imported"
+            uses = "res.threads_at_import"
             """,
             workers=4,
+            run=f'start_method = "{start_method}"',
         ),
         "-q",
         files={"hungry.py": HUNGRY},
@@ -279,4 +288,5 @@ def test_cpus_reach_the_instance_as_thread_counts(run_recipe, tmp_path, executor
     values = {r["task"]: r["value"] for r in result.records}
     assert values["three"] == {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "7", "OPENBLAS_NUM_THREADS": "3"}
     assert values["plain"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "7", "OPENBLAS_NUM_THREADS": "1"}
+    assert values["imported"] == values["plain"]
     assert json.loads(json.dumps(values))  # plain strings

@@ -67,6 +67,8 @@ def become_worker(token: str = "") -> None:
 
 #: what numeric libraries read for their thread count: set to a task's ``cpus``
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: which of THREAD_VARS the user set, for the processes started after toolkit set the others
+USER_THREAD_VARS = "TOOLKIT_USER_THREAD_VARS"
 _user_threads: list[frozenset[str]] = []
 
 
@@ -75,7 +77,13 @@ def export_cpus(cpus: int) -> None:
     ``cpus`` threads, through :data:`THREAD_VARS`, except those the user set."""
     environ = os.environ
     if not _user_threads:  # this process's first call: what is set now is the user's
-        _user_threads.append(frozenset(name for name in THREAD_VARS if name in environ))
+        noted = environ.get(USER_THREAD_VARS)
+        if noted is None:  # unless a toolkit process before this one set them
+            user = frozenset(name for name in THREAD_VARS if name in environ)
+            environ[USER_THREAD_VARS] = ",".join(sorted(user))
+        else:
+            user = frozenset(noted.split(",")) & frozenset(THREAD_VARS)
+        _user_threads.append(user)
     value = str(cpus)
     user = _user_threads[0]
     for name in THREAD_VARS:
