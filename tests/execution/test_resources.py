@@ -5,6 +5,7 @@ Real processes; when each instance ran is read from files the instances write.""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import HUNGRY, linux_only, most_at_once, spans
@@ -290,3 +291,20 @@ def test_cpus_reach_the_instance_as_thread_counts(run_recipe, tmp_path, executor
     assert values["plain"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "7", "OPENBLAS_NUM_THREADS": "1"}
     assert values["imported"] == values["plain"]
     assert json.loads(json.dumps(values))  # plain strings
+
+
+def test_a_run_in_process_leaves_the_callers_thread_variables_alone(run_recipe, monkeypatch):
+    """toolkit.cli.main inside a caller's process (the testing kit, a user's script):
+    the variables set while the recipe's plugin files load are gone afterwards, so a
+    later run still sees what the user set, and nothing the run set."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    result = run_recipe(
+        recipe("pool", '[[task]]\nname = "imported"\nuses = "res.threads_at_import"', workers=2),
+        files={"hungry.py": HUNGRY},
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.records[0]["value"] == dict.fromkeys(
+        ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1"
+    )
+    assert not {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"} & set(os.environ)

@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - not CPython
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 _LINUX = sys.platform.startswith("linux")
@@ -67,8 +68,6 @@ def become_worker(token: str = "") -> None:
 
 #: what numeric libraries read for their thread count: set to a task's ``cpus``
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-#: which of THREAD_VARS the user set, for the processes started after toolkit set the others
-USER_THREAD_VARS = "TOOLKIT_USER_THREAD_VARS"
 _user_threads: list[frozenset[str]] = []
 
 
@@ -77,18 +76,29 @@ def export_cpus(cpus: int) -> None:
     ``cpus`` threads, through :data:`THREAD_VARS`, except those the user set."""
     environ = os.environ
     if not _user_threads:  # this process's first call: what is set now is the user's
-        noted = environ.get(USER_THREAD_VARS)
-        if noted is None:  # unless a toolkit process before this one set them
-            user = frozenset(name for name in THREAD_VARS if name in environ)
-            environ[USER_THREAD_VARS] = ",".join(sorted(user))
-        else:
-            user = frozenset(noted.split(",")) & frozenset(THREAD_VARS)
-        _user_threads.append(user)
+        _user_threads.append(frozenset(name for name in THREAD_VARS if name in environ))
     value = str(cpus)
     user = _user_threads[0]
     for name in THREAD_VARS:
         if name not in user and environ.get(name) != value:
             environ[name] = value
+
+
+@contextlib.contextmanager
+def one_thread_imports() -> Iterator[None]:
+    """While the recipe's plugin files load in ``toolkit run``'s process: a numeric
+    library they import starts with one thread, not one per core, since forked workers
+    keep the thread pools of what they inherit (2 workers of 2 BLAS threads each on 2
+    cores). The environment is as it was afterwards, so that each instance still gets
+    its own ``cpus`` (:func:`export_cpus`) and what the user set stays the user's."""
+    environ = os.environ
+    unset = [name for name in THREAD_VARS if name not in environ]
+    environ.update(dict.fromkeys(unset, "1"))
+    try:
+        yield
+    finally:
+        for name in unset:
+            environ.pop(name, None)
 
 
 #: bytes of the length that precedes every message on a one-instance child's pipe

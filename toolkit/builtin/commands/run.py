@@ -80,17 +80,13 @@ def run_command(args) -> int:
 
     from toolkit.api import execute, prepare
     from toolkit.errors import UsageError
-    from toolkit.execution.procs import export_cpus, tune_allocator
+    from toolkit.execution.procs import one_thread_imports, tune_allocator
     from toolkit.progress import make_reporter
 
     # this process is the command's own: its allocator may keep large blocks, as the
     # workers' does (the collector's messages of records; ~10 ms of a 200,000-instance
     # run). Not in toolkit.api, which may run inside a user's long-lived process.
     tune_allocator()
-    # the recipe's plugin files load here, and forked workers keep the thread pools of
-    # what they import: a numeric library must start with one thread, not one per core
-    # (2 workers of 2 BLAS threads each on 2 cores). Each instance then gets its cpus.
-    export_cpus(1)
 
     if args.resume and args.retry_failed:
         raise UsageError("use --resume or --retry-failed, not both")
@@ -99,7 +95,8 @@ def run_command(args) -> int:
     if again:
         recorded = recorded_overrides(args, again)
         overrides = recorded + [o for o in overrides if o not in recorded]
-    recipe, plugins = prepare(args.recipe, overrides=overrides, plugins=args.plugin_manager)
+    with one_thread_imports():  # the recipe's plugin files load here
+        recipe, plugins = prepare(args.recipe, overrides=overrides, plugins=args.plugin_manager)
     if args.keep_going:
         recipe = attrs.evolve(recipe, run=attrs.evolve(recipe.run, keep_going=True))
     result = execute(
