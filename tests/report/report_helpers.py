@@ -134,5 +134,17 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "the condition"):
 
 
 def run_dirs(out: Path, recipe: str) -> list[Path]:
+    """The recipe's run directories, oldest first: by the manifest's ``started``, as
+    toolkit orders them (two run ids of one second differ only in random digits)."""
+    import tomllib
+
+    def started(path: Path) -> tuple[str, str]:
+        try:
+            return (tomllib.loads((path / "manifest.toml").read_text())["started"], path.name)
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return ("", path.name)
+
     base = out / recipe
-    return sorted(p for p in base.iterdir() if p.name != "latest" and not p.name.startswith("."))
+    return sorted(
+        (p for p in base.iterdir() if p.name != "latest" and not p.name.startswith(".")), key=started
+    )
