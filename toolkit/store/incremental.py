@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ class Found:
         lines: bytes,
         n: int,
         indices: list[int] | None,
-        misses: list[int],
+        misses: Sequence[int],
         chunks: Iterable[tuple[bytes, int]] | None = None,
     ) -> None:
         self.lines = lines
@@ -99,7 +99,8 @@ class Found:
 
 
 def _none(indices: Any) -> Found:
-    return Found(b"", 0, [], list(indices))
+    # a range stays a range: a cold run of 200,000 instances need not list them all
+    return Found(b"", 0, [], indices if isinstance(indices, (range, list)) else list(indices))
 
 
 class RunCache:
