@@ -141,7 +141,7 @@ def run_dirs(out: Path, recipe: str) -> list[Path]:
     def started(path: Path) -> tuple[str, str]:
         try:
             return (tomllib.loads((path / "manifest.toml").read_text())["started"], path.name)
-        except (OSError, KeyError, tomllib.TOMLDecodeError):
+        except (OSError, KeyError, ValueError):  # not written yet, or half
             return ("", path.name)
 
     base = out / recipe
