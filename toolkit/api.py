@@ -41,6 +41,7 @@ def prepare(
 ) -> tuple[Recipe, Plugins]:
     """Read, load the recipe's plugins, validate, let plugins configure."""
     from toolkit.recipe import check_recipe, read_recipe
+    from toolkit.threads import one_thread_imports
 
     rec = (
         recipe
@@ -49,7 +50,8 @@ def prepare(
     )
     if plugins is None:
         plugins = make_plugin_manager(LoadSpec.from_environment())
-    plugins.load_recipe_plugins(rec.plugins)
+    with one_thread_imports():
+        plugins.load_recipe_plugins(rec.plugins)
     check_recipe(rec, plugins)
     return configure(rec, plugins), plugins
 

@@ -46,7 +46,6 @@ from toolkit.execution.procs import (
     Outbox,
     become_worker,
     describe_exit,
-    export_cpus,
     fork_child,
     has_pidfds,
     kill_group,
@@ -59,6 +58,7 @@ from toolkit.execution.procs import (
 from toolkit.execution.resources import MEMORY_SAMPLE, tree_memory
 from toolkit.records import Status
 from toolkit.sizes import format_size
+from toolkit.threads import export_cpus
 
 #: batches a pool worker holds at once: the one it runs and the next
 DEPTH = 2

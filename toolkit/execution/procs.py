@@ -11,6 +11,7 @@ import threading
 import time
 
 from toolkit.execution.containment import end_descendants, has_pidfds, mark, prctl
+from toolkit.threads import export_cpus
 
 try:  # the C function: signal.signal's conversions of its arguments and result to enum
     # members run Python code that touches pages a forked worker must then copy
@@ -24,7 +25,6 @@ except ImportError:  # pragma: no cover - not CPython
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import Any
 
 _LINUX = sys.platform.startswith("linux")
@@ -64,41 +64,6 @@ def become_worker(token: str = "") -> None:
     _set_handler(SIGTERM, SIG_DFL)
     die_with_parent()
     mark(token)
-
-
-#: what numeric libraries read for their thread count: set to a task's ``cpus``
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-_user_threads: list[frozenset[str]] = []
-
-
-def export_cpus(cpus: int) -> None:
-    """Tell the numeric libraries this instance loads (and the programs it runs) to use
-    ``cpus`` threads, through :data:`THREAD_VARS`, except those the user set."""
-    environ = os.environ
-    if not _user_threads:  # this process's first call: what is set now is the user's
-        _user_threads.append(frozenset(name for name in THREAD_VARS if name in environ))
-    value = str(cpus)
-    user = _user_threads[0]
-    for name in THREAD_VARS:
-        if name not in user and environ.get(name) != value:
-            environ[name] = value
-
-
-@contextlib.contextmanager
-def one_thread_imports() -> Iterator[None]:
-    """While the recipe's plugin files load in ``toolkit run``'s process: a numeric
-    library they import starts with one thread, not one per core, since forked workers
-    keep the thread pools of what they inherit (2 workers of 2 BLAS threads each on 2
-    cores). The environment is as it was afterwards, so that each instance still gets
-    its own ``cpus`` (:func:`export_cpus`) and what the user set stays the user's."""
-    environ = os.environ
-    unset = [name for name in THREAD_VARS if name not in environ]
-    environ.update(dict.fromkeys(unset, "1"))
-    try:
-        yield
-    finally:
-        for name in unset:
-            environ.pop(name, None)
 
 
 #: bytes of the length that precedes every message on a one-instance child's pipe

@@ -1,7 +1,7 @@
 """Per-task resources (``cpus``, ``memory``) in the supervisor: which batches may start
 now (:class:`Packer`), and how much memory an instance's processes use (:func:`tree_memory`).
 Worker-side, the ``cpus`` of a task reaches the instance through its environment
-(:func:`toolkit.execution.procs.export_cpus`)."""
+(:func:`toolkit.threads.export_cpus`)."""
 
 from __future__ import annotations
 

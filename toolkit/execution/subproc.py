@@ -394,8 +394,8 @@ def child_main(argv: list[str]) -> int:
     slot = memoryview(mmap.mmap(slot_fd, SLOT_BYTES)).cast("d")
     try:
         setup, worker, limit = commands.recv()
-        from toolkit.execution.procs import export_cpus
         from toolkit.execution.worker import BatchRunner, load_setup
+        from toolkit.threads import export_cpus
 
         export_cpus(1)  # before the tasks' modules load; each batch sets its task's (as pool workers)
         runner = BatchRunner(setup, load_setup(setup), slot)

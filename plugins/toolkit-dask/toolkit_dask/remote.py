@@ -38,7 +38,7 @@ from toolkit.execution.api import Batch
 from toolkit.execution.subproc import IDLE_EXIT, BatchProcess
 from toolkit_dask.shipping import Payload, place_sources, shares_run_dir
 
-#: what a runner sets to its task's ``cpus`` (toolkit.execution.procs.export_cpus)
+#: what a runner sets to its task's ``cpus`` (toolkit.threads.export_cpus)
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: where runners keep what they need on this machine: sources, logs, scratch
 BASE = Path(tempfile.gettempdir()) / f"toolkit-dask-{os.getuid()}"

@@ -80,7 +80,7 @@ def run_command(args) -> int:
 
     from toolkit.api import execute, prepare
     from toolkit.errors import UsageError
-    from toolkit.execution.procs import one_thread_imports, tune_allocator
+    from toolkit.execution.procs import tune_allocator
     from toolkit.progress import make_reporter
 
     # this process is the command's own: its allocator may keep large blocks, as the
@@ -95,8 +95,7 @@ def run_command(args) -> int:
     if again:
         recorded = recorded_overrides(args, again)
         overrides = recorded + [o for o in overrides if o not in recorded]
-    with one_thread_imports():  # the recipe's plugin files load here
-        recipe, plugins = prepare(args.recipe, overrides=overrides, plugins=args.plugin_manager)
+    recipe, plugins = prepare(args.recipe, overrides=overrides, plugins=args.plugin_manager)
     if args.keep_going:
         recipe = attrs.evolve(recipe, run=attrs.evolve(recipe.run, keep_going=True))
     result = execute(
