@@ -246,8 +246,8 @@ class TaskRegistry(_Registry):
         return self._entries[name]
 
 
-class ExecutorInfo(_Info):
-    """An executor: ``factory(context) -> Executor``; ``check_options(table) -> [problems]``."""
+class _FactoryInfo(_Info):
+    """A factory that plugins register with options of its own in the recipe."""
 
     __slots__ = ("check_options", "doc", "factory")
 
@@ -267,8 +267,45 @@ class ExecutorInfo(_Info):
         self.doc = doc
 
 
-class ExecutorRegistry(_Registry):
+class ExecutorInfo(_FactoryInfo):
+    """An executor: ``factory(context) -> Executor``; ``check_options(table) -> [problems]``."""
+
+    __slots__ = ()
+
+
+class SinkInfo(_FactoryInfo):
+    """A result sink: ``factory(run_dir, recipe) -> Sink``."""
+
+    __slots__ = ()
+
+
+class _FactoryRegistry(_Registry):
+    info: type[_FactoryInfo]
+
+    def _add(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        check_options: Callable[[Mapping[str, Any]], list[str]] | None,
+        doc: str,
+        replace: bool,
+    ) -> None:
+        self._put(
+            name,
+            self.info(
+                name=name,
+                factory=factory,
+                check_options=check_options,
+                doc=doc or _first_doc_line(factory),
+                plugin=self.plugin_adding(),
+                replace=replace,
+            ),
+        )
+
+
+class ExecutorRegistry(_FactoryRegistry):
     kind = "executor"
+    info = ExecutorInfo
 
     def add(
         self,
@@ -284,45 +321,15 @@ class ExecutorRegistry(_Registry):
         problems of the recipe's ``[executor.NAME]`` table; ``doc`` (default: the
         factory's first doc line) is shown by ``toolkit plan``; ``replace``: see
         :meth:`TaskRegistry.add`."""
-        self._put(
-            name,
-            ExecutorInfo(
-                name=name,
-                factory=factory,
-                check_options=check_options,
-                doc=doc or _first_doc_line(factory),
-                plugin=self.plugin_adding(),
-                replace=replace,
-            ),
-        )
+        self._add(name, factory, check_options, doc, replace)
 
     def get(self, name: str) -> ExecutorInfo:
         return self._entries[name]
 
 
-class SinkInfo(_Info):
-    """A result sink: ``factory(run_dir, recipe) -> Sink``."""
-
-    __slots__ = ("check_options", "doc", "factory")
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        factory: Callable[..., Any],
-        doc: str = "",
-        check_options: Callable[[Mapping[str, Any]], list[str]] | None = None,
-        plugin: str | None = None,
-        replace: bool = False,
-    ) -> None:
-        super().__init__(name, plugin, replace)
-        self.factory = factory
-        self.doc = doc
-        self.check_options = check_options
-
-
-class SinkRegistry(_Registry):
+class SinkRegistry(_FactoryRegistry):
     kind = "sink"
+    info = SinkInfo
 
     def add(
         self,
@@ -338,17 +345,7 @@ class SinkRegistry(_Registry):
         ``[output.NAME]`` table) in ``recipe.output.options_for(NAME)``;
         ``check_options(table)`` returns the problems of that table (validation reports
         them with the recipe's file and line); ``replace``: see :meth:`TaskRegistry.add`."""
-        self._put(
-            name,
-            SinkInfo(
-                name=name,
-                factory=factory,
-                check_options=check_options,
-                doc=doc or _first_doc_line(factory),
-                plugin=self.plugin_adding(),
-                replace=replace,
-            ),
-        )
+        self._add(name, factory, check_options, doc, replace)
 
     def get(self, name: str) -> SinkInfo:
         return self._entries[name]
