@@ -148,3 +148,12 @@ def run_dirs(out: Path, recipe: str) -> list[Path]:
     return sorted(
         (p for p in base.iterdir() if p.name != "latest" and not p.name.startswith(".")), key=started
     )
+
+
+def started_run(out: Path, recipe: str) -> Path:
+    """The one run of ``recipe`` under ``out``, once its directory is there (a run
+    started in the background; a hang guard, not a timing)."""
+    (run,) = wait_for(
+        lambda: (out / recipe).is_dir() and run_dirs(out, recipe), what=f"the run of {recipe!r}"
+    )
+    return run

@@ -8,7 +8,7 @@ import os
 import signal
 
 import pytest
-from report_helpers import MIXED, cli, project, run_cli, run_dirs, start_cli, wait_for
+from report_helpers import MIXED, cli, project, run_cli, run_dirs, start_cli, started_run, wait_for
 
 from toolkit.report import after_run, collect, read_data, write_report
 
@@ -122,9 +122,7 @@ def test_a_succeeded_run_and_an_interrupted_run_write_reports(tmp_path):
     )
     proc = start_cli("run", str(recipe), "-q", "--progress", "off", cwd=tmp_path)
     try:
-        base = tmp_path / "runs" / "slow"
-        wait_for(lambda: base.is_dir() and run_dirs(tmp_path / "runs", "slow"), what="the run directory")
-        (run,) = run_dirs(tmp_path / "runs", "slow")
+        run = started_run(tmp_path / "runs", "slow")
         gate.write_text("go")
         wait_for(
             lambda: (run / "results.jsonl").is_file() and (run / "results.jsonl").stat().st_size,

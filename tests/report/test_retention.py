@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from report_helpers import OK, project, run_cli, run_dirs, start_cli, wait_for
+from report_helpers import OK, project, run_cli, run_dirs, start_cli, started_run, wait_for
 
 from toolkit.report import read_data
 
@@ -114,7 +114,7 @@ def test_prune_spares_a_real_running_run_and_a_run_being_resumed(tmp_path, monke
     base = tmp_path / "runs" / "gated"
     running = start_cli("run", str(recipe), "-q", "--progress", "off", cwd=tmp_path)
     try:
-        (going,) = wait_for(lambda: base.is_dir() and run_dirs(tmp_path / "runs", "gated"), what="the run")
+        going = started_run(tmp_path / "runs", "gated")
         wait_for(lambda: (going / "manifest.toml").is_file(), what="its manifest")
         no_gate = ("--set", "task.s.params.gate=")
         done = []

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from report_helpers import MIXED, cli, project, run_cli, run_dirs, start_cli, wait_for
+from report_helpers import MIXED, cli, project, run_cli, run_dirs, start_cli, started_run, wait_for
 
 from toolkit.ui.server import make_server, serve_in_thread, url_of
 
@@ -179,11 +179,7 @@ def test_live_progress_of_a_running_run(tmp_path, monkeypatch):
     server = make_server(str(tmp_path / "runs"), None, "127.0.0.1", 0)
     serve_in_thread(server)
     try:
-        wait_for(
-            lambda: (tmp_path / "runs" / "live").is_dir() and run_dirs(tmp_path / "runs", "live"),
-            what="the run",
-        )
-        (run,) = run_dirs(tmp_path / "runs", "live")
+        run = started_run(tmp_path / "runs", "live")
         wait_for(lambda: (run / "manifest.toml").is_file(), what="the manifest")
         api = f"{base_of(server)}/api/runs/live/{run.name}?token={server.app.token}"
         first = json.loads(get(api)[1])
@@ -233,8 +229,7 @@ def test_the_rate_of_a_resumed_run_is_its_own(tmp_path, monkeypatch):
     server = make_server(str(tmp_path / "runs"), None, "127.0.0.1", 0)
     serve_in_thread(server)
     try:
-        wait_for(lambda: (tmp_path / "runs" / "again").is_dir() and run_dirs(tmp_path / "runs", "again"))
-        (run,) = run_dirs(tmp_path / "runs", "again")
+        run = started_run(tmp_path / "runs", "again")
         results = run / "results.jsonl"
         wait_for(lambda: results.is_file() and results.read_text().count("\n") >= 6, what="records")
         os.killpg(first.pid, signal.SIGINT)
