@@ -196,3 +196,44 @@ def test_every_problem_is_reported_at_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "3 problems in the recipe" in err
     assert "run.workers" in err and "run.retries" in err and "task.sq.timeout" in err
+
+
+PICKY_EXECUTOR = """
+import toolkit
+
+def check(table):
+    return [f"{k}: must be an integer" for k, v in table.items() if not isinstance(v, int)]
+
+@toolkit.hookimpl
+def toolkit_register_executors(registry):
+    registry.add("picky", lambda context: None, check_options=check)
+"""
+
+
+def test_a_plugins_option_problem_names_the_set_or_line_that_wrote_the_key(tmp_path, capsys):
+    """Not whichever ``--set`` came last: the one that wrote the key the problem names."""
+    (tmp_path / "picky.py").write_text(PICKY_EXECUTOR)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[recipe]\nname = "r"\nplugins = ["picky.py"]\n\n[executor.picky]\nsize = "big"\n' + GOOD_TASK
+    )
+    cases = [
+        (
+            ["--set", "executor.picky.depth=x", "--set", "executor.picky.width=3"],
+            "--set executor.picky.depth=x: ",
+        ),
+        ([], "r.toml:6: executor.picky: size: must be an integer"),
+        (["--set", "executor.picky.width=3"], "r.toml:6: executor.picky: size"),
+    ]
+    for overrides, expected in cases:
+        assert main(["validate", str(recipe), *overrides]) == 2
+        err = capsys.readouterr().err
+        assert expected in err, (overrides, err)
+
+
+def test_a_missing_required_key_names_the_recipe_file_not_a_set(tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(GOOD_TASK)
+    assert main(["validate", str(recipe), "--set", "run.workers=2"]) == 2
+    err = capsys.readouterr().err
+    assert "r.toml: recipe: required" in err and "--set" not in err, err

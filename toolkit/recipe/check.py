@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from toolkit.recipe.annotations import check_values, param_checks
-from toolkit.recipe.problems import Locator, Problems, did_you_mean
+from toolkit.recipe.problems import Locator, Problems, did_you_mean, dotted
 
 if TYPE_CHECKING:
     from toolkit.manager import Plugins
@@ -75,13 +76,26 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
         if sname in registries.sinks:
             check = registries.sinks.get(sname).check_options
             for problem in (check(options) or []) if check is not None else []:
-                p.add(("output", sname), problem)
+                _add_option_problem(p, ("output", sname), options, problem)
     for ename, options in recipe.executors.items():
         if ename in registries.executors:
             check = registries.executors.get(ename).check_options
             for problem in (check(options) or []) if check is not None else []:
-                p.add(("executor", ename), problem)
+                _add_option_problem(p, ("executor", ename), options, problem)
     p.raise_if_any()
+
+
+def _add_option_problem(p: Problems, table: tuple, options: Mapping[str, Any], problem: str) -> None:
+    """A plugin's problem with its options table, located at the key it names first
+    (``"address: ..."``, ``"unknown key 'adress'"``) when it names one: the line or
+    ``--set`` that wrote that key, not whichever wrote the table last."""
+    named = _NAMED_KEY.match(problem)
+    key = next((k for k in named.groups() if k is not None), None) if named else None
+    path = (*table, key) if key in options else table
+    p.add(path, problem, where=dotted(table))
+
+
+_NAMED_KEY = re.compile(r"(?:unknown key '([^']+)'|([\w.-]+)[:,])")
 
 
 def _failed_note(plugins: Plugins) -> str:

@@ -200,8 +200,9 @@ class Sources:
                 if path[:n] in lines:
                     best = (n, display, lines[path[:n]])
                     break
-        if best[0] == 0:
-            return (self.maps[-1][0] if self.maps else None), None
+        if best[0] == 0:  # nobody wrote it (a required key): the recipe file, not a --set
+            files = [display for display, found in self.maps if isinstance(found, FileLines)]
+            return (files[-1] if files else self.maps[-1][0] if self.maps else None), None
         return best[1], best[2]
 
     def load(self, file: Path, display: str, chain: tuple[Path, ...]) -> dict[str, Any]:
