@@ -6,6 +6,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from report_helpers import MIXED, cli, project, run_cli, run_dirs, start_cli, started_run, wait_for
@@ -247,6 +249,26 @@ def test_big_runs_get_their_report_from_a_background_writer(mixed_run, monkeypat
     assert read_data(page)["summary"]["run_id"] == mixed_run.name
     monkeypatch.setattr(after_run, "BYTES_PER_SECOND", 30e6)
     assert after_run.write_after_run(mixed_run, run_seconds=0.5) == "written"
+
+
+def test_a_run_that_leaves_its_report_to_the_background_loads_no_report_writer(mixed_run):
+    """The process that hands the report over (toolkit run, at the end of a big run)
+    imports none of what writing it takes: that is the background writer's work."""
+    (mixed_run / "report.html").unlink()
+    code = (
+        "import sys\n"
+        "from toolkit.report import after_run\n"
+        "after_run.BYTES_PER_SECOND = 10.0\n"
+        f"assert after_run.write_after_run({str(mixed_run)!r}, 0.5) == 'background'\n"
+        "heavy = ('html', 'toolkit.report.data', 'toolkit.report.html')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    page = mixed_run / "report.html"
+    wait_for(lambda: page.is_file() and not after_run.is_pending(page), timeout=60, what="the report")
+    assert read_data(page)["summary"]["run_id"] == mixed_run.name
 
 
 def test_report_stays_small_for_many_instances(tmp_path):

@@ -44,6 +44,8 @@ def test_manifest_has_every_field_of_the_spec(run_recipe, monkeypatch):
     assert m["duration_s"] >= 0
     assert m["toolkit"] == toolkit.__version__
     assert m["python"] == platform.python_version()
+    if platform.processor() in ("", "unknown", platform.machine()):  # what the manifest leaves out
+        assert m["platform"] == platform.platform(terse=True)
     assert isinstance(m["plugins"], dict)
     assert m["host"] == socket.gethostname()
     assert m["executor"] in ("process", "pool") and m["executor_reason"].startswith("auto:")

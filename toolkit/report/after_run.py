@@ -9,14 +9,12 @@ done, ``report.html`` is a small page that says so and reloads itself.
 
 from __future__ import annotations
 
-import html
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from toolkit.report.html import REPORT, write_report
+from toolkit.store.names import REPORT
 from toolkit.store.rundir import RESULTS
 
 #: results.jsonl bytes a report is written from per second (measured on a loaded 2-core
@@ -40,6 +38,20 @@ started {when}. This page reloads itself until it is there.</p>
 """
 
 
+def _escape(text: str) -> str:
+    """``html.escape``, without the ``html`` module (its import loads every HTML entity,
+    which a run that leaves its report to the background never needs)."""
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
+        text = text.replace(char, entity)
+    return text
+
+
+def _write_now(run_dir: Path) -> None:
+    from toolkit.report.html import write_report
+
+    write_report(run_dir)
+
+
 def expected_seconds(run_dir: Path) -> float:
     try:
         return (Path(run_dir) / RESULTS).stat().st_size / BYTES_PER_SECOND
@@ -52,20 +64,22 @@ def write_after_run(run_dir: str | os.PathLike[str], run_seconds: float) -> str:
     when a background process was started to write it (see the module's docstring)."""
     run_dir = Path(run_dir)
     if expected_seconds(run_dir) <= max(ALWAYS_NOW_S, SHARE * max(run_seconds, 0.0)):
-        write_report(run_dir)
+        _write_now(run_dir)
         return "written"
     size = (run_dir / RESULTS).stat().st_size
     page = _PENDING.format(
-        title=html.escape(f"{run_dir.parent.name} {run_dir.name}"),
+        title=_escape(f"{run_dir.parent.name} {run_dir.name}"),
         size=f"{size / 1e6:.0f} MB of results",
         when=time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
-        run_dir=html.escape(str(run_dir)),
+        run_dir=_escape(str(run_dir)),
     )
     # first the placeholder, then the writer, which replaces it (atomically) when done;
     # no fsync for a page that lives a few seconds
     tmp = run_dir / f".{REPORT}.pending"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, run_dir / REPORT)
+    import subprocess
+
     # through a shell that puts the writer in the background and exits at once: the
     # writer is nobody's child then (no zombie in a long-lived process, such as a
     # notebook that calls toolkit.run), and outside the run's session
@@ -87,7 +101,7 @@ def write_after_run(run_dir: str | os.PathLike[str], run_seconds: float) -> str:
             timeout=30,
         )
     except (OSError, subprocess.SubprocessError):
-        write_report(run_dir)
+        _write_now(run_dir)
         return "written"
     return "background"
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.report.data import collect
+from toolkit.store.names import REPORT
 from toolkit.store.rundir import atomic_write
 
 ASSETS = Path(__file__).parent / "assets"
-REPORT = "report.html"
+__all__ = ["REPORT", "read_data", "render", "write_report"]
 #: the element that holds the data; :func:`read_data` finds it again
 _DATA_OPEN = '<script type="application/octet-stream" id="report-data" data-encoding="zlib+base64">'
 _DATA_CLOSE = "</script>"

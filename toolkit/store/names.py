@@ -16,6 +16,8 @@ imports nothing at import time.
 
 from __future__ import annotations
 
+#: the run's report, in a run directory
+REPORT = "report.html"
 #: the folder of the instances' log files, in a run directory
 LOGS = "logs"
 #: the folder of the instances' scratch directories, in a run directory
