@@ -178,17 +178,25 @@ def _plural(said: str) -> str:
 MAX_REPORTED = 5
 
 
+def task_checks(uses: str, func: Callable[..., Any]) -> dict[str, tuple[Check, str]]:
+    """:func:`param_checks` of the task registered as ``uses``, as :func:`check_values`
+    applies them."""
+    checks = param_checks(func)
+    if uses == SHELL_TASK and COMMAND in checks:
+        # the loader made the words of a shell task's cmd from the string written (see
+        # toolkit.recipe.command), also when a plugin replaced the built-in: not checked
+        checks = {k: v for k, v in checks.items() if k != COMMAND}
+    return checks
+
+
 def check_values(p: Any, spec: Any, checks: dict[str, tuple[Check, str]], path: tuple) -> None:
-    """Report each param and matrix value of ``spec`` that its annotation refuses.
+    """Report each param and matrix value of ``spec`` that its annotation refuses
+    (``checks``: the task's :func:`task_checks`).
 
     A matrix axis stands in for the param of its name (its values replace it); a param
     that is exactly ``"${matrix.X}"`` takes the values of axis X; one that renders a
     matrix value into a longer string is a string.
     """
-    if spec.uses == SHELL_TASK and COMMAND in checks:
-        # the loader made the words of a shell task's cmd from the string written (see
-        # toolkit.recipe.command), also when a plugin replaced the built-in: not checked
-        checks = {k: v for k, v in checks.items() if k != COMMAND}
     if not checks:
         return
     matrix = spec.matrix

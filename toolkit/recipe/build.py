@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from toolkit.durations import parse_duration
 from toolkit.errors import RecipeError, RecipeErrors
 from toolkit.recipe import keys as K
@@ -28,6 +26,7 @@ from toolkit.recipe.model import (
     Recipe,
     RunSettings,
     TaskSpec,
+    checked_task,
     default_workers,
 )
 from toolkit.recipe.problems import Locator, Problems, did_you_mean, show, type_name
@@ -268,8 +267,8 @@ def _interpolate(data: dict[str, Any], resolver: Resolver, secrets: Secrets, p: 
         elif key == "task" and isinstance(value, list):
             tasks = []
             for i, task in enumerate(value):
-                if not isinstance(task, dict):
-                    tasks.append(task)
+                if not isinstance(task, dict) or _nothing_to_resolve(task):
+                    tasks.append(task)  # (most tables of a big recipe: a third of the time)
                     continue
                 label = task.get("name") if isinstance(task.get("name"), str) else i
                 resolved = {}
@@ -302,6 +301,25 @@ def _interpolate(data: dict[str, Any], resolver: Resolver, secrets: Secrets, p: 
         else:
             out[key] = public(value, (key,))
     return out
+
+
+def _nothing_to_resolve(task: dict[str, Any]) -> bool:
+    """Whether a task table has no ``$`` in its strings and no tables or arrays but a
+    flat ``params``: resolving it would give an equal table (no templates, no secrets)."""
+    for key, value in task.items():
+        if type(value) is str:
+            if "$" in value:
+                return False
+        elif key == "params" and type(value) is dict:
+            for item in value.values():
+                if type(item) is str:
+                    if "$" in item:
+                        return False
+                elif isinstance(item, (dict, list)):
+                    return False
+        elif isinstance(value, (dict, list)):
+            return False
+    return True
 
 
 def resolve_params(
@@ -454,73 +472,81 @@ def build_tasks(
     first: dict[str, int] = {}
     needs_of: dict[str, list[str]] = {}
     total = 0  # instances so far (at most)
+    # A big recipe is mostly tables of name, uses and params: each check below runs
+    # only for a key the table has (a third of the time of 100,000 tables otherwise)
+    known = K.TASK.keys()
+    count_ok, cpus_ok = integer(0), integer(1)
+    get = c.get
     for i, task in enumerate(value):
         if not isinstance(task, dict):
             p.add(("task", i), f"must be a table, got {type_name(task)}")
             continue
         tname = task.get("name")
-        label: Any = (
-            tname
-            if isinstance(tname, str) and len(tname) <= limits.MAX_NAME and K.NAME_RE.fullmatch(tname)
-            else i
-        )
+        named = isinstance(tname, str) and len(tname) <= limits.MAX_NAME and K.NAME_RE.fullmatch(tname)
+        label: Any = tname if named else i
         path = ("task", label)
-        c.unknown(task, path, K.TASK)
+        if not task.keys() <= known:
+            c.unknown(task, path, K.TASK)
         if "name" not in task:
             p.add(("task", i, "name"), "required: every task needs a name")
-        else:
-            c.get(task, "name", path, name, None)
+        elif not named:
+            get(task, "name", path, name, None)
         if isinstance(tname, str) and tname in first:
             p.add(("task", i, "name"), f"duplicate task name {tname!r} (task[{first[tname]}] has it too)")
         elif isinstance(tname, str):
             first[tname] = i
         if "uses" not in task:
             p.add((*path, "uses"), "required: the registered task to run, such as 'shell'")
-        uses = c.get(task, "uses", path, nonempty, "")
-        params = c.table(task.get("params", {}), (*path, "params"))
+        uses = get(task, "uses", path, nonempty, "")
+        params = c.table(task["params"], (*path, "params")) if "params" in task else {}
         found = templates.get(i, ()) if params is not None else ()
         params = params or {}
-        before = len(p.errors)
         matrix, sources = {}, ()
-        if "matrix" in task:  # (most tasks of a big recipe have none: a third of the time)
+        if "matrix" in task:
+            before = len(p.errors)
             matrix, sources = read_sources(p, task["matrix"], (*path, "matrix"), base_dir or Path.cwd())
             matrix = check_matrix(p, matrix, (*path, "matrix")) if matrix is not None else {}
-        if matrix:
-            size = limits.matrix_size(matrix)
-            total += size
-            if total > limits.MAX_INSTANCES:
-                p.add(
-                    (*path, "matrix"),
-                    f"makes {size:,} instances: a recipe may have at most {limits.MAX_INSTANCES:,}",
-                )
-                total, matrix = total - size, {}
-        matrix_ok = len(p.errors) == before  # else ${matrix.X} would be reported again
+            if matrix:
+                size = limits.matrix_size(matrix)
+                total += size
+                if total > limits.MAX_INSTANCES:
+                    p.add(
+                        (*path, "matrix"),
+                        f"makes {size:,} instances: a recipe may have at most {limits.MAX_INSTANCES:,}",
+                    )
+                    total, matrix = total - size, {}
+            matrix_ok = len(p.errors) == before  # else ${matrix.X} would be reported again
+        else:
+            matrix_ok = True
         files = {
-            k: file_list(c, task, k, path, templates.get((i, k), ())) if k in task else [] for k in FILE_KEYS
+            k: tuple(file_list(c, task, k, path, templates.get((i, k), ()))) for k in FILE_KEYS if k in task
         }
-        needs = c.get(task, "needs", path, strings, [])
+        needs = list(dict.fromkeys(get(task, "needs", path, strings, []))) if "needs" in task else []
         if isinstance(tname, str):
-            needs_of[tname] = list(dict.fromkeys(needs))
+            needs_of[tname] = needs
         try:
-            with attrs.validators.disabled():  # each value is checked above (0.3 s per 100,000 tasks)
-                spec = TaskSpec(
-                    name=tname if label != i else f"task{i}",
-                    uses=uses,
-                    params=params,
-                    matrix=matrix,
-                    needs=tuple(dict.fromkeys(needs)),
-                    retries=c.get(task, "retries", path, integer(0), run.retries),
-                    timeout=c.get(task, "timeout", path, timeout, run.timeout),
-                    isolate=c.get(task, "isolate", path, boolean, False),
-                    cpus=c.get(task, "cpus", path, integer(1), 1),
-                    memory=c.get(task, "memory", path, memory_size, None),
-                    templates=found,
-                    files=files["files"],
-                    outputs=files["outputs"],
-                    cache=c.get(task, "cache", path, boolean, None),
-                    sources=sources,
-                    secrets=ordered(secrets[i]) if secrets and i in secrets else (),
-                )
+            spec = checked_task(
+                name=tname if named else f"task{i}",
+                uses=uses,
+                params=params,
+                matrix=matrix,
+                needs=tuple(needs),
+                retries=get(task, "retries", path, count_ok, run.retries)
+                if "retries" in task
+                else run.retries,
+                timeout=get(task, "timeout", path, timeout, run.timeout)
+                if "timeout" in task
+                else run.timeout,
+                isolate=get(task, "isolate", path, boolean, False) if "isolate" in task else False,
+                cpus=get(task, "cpus", path, cpus_ok, 1) if "cpus" in task else 1,
+                memory=get(task, "memory", path, memory_size, None) if "memory" in task else None,
+                templates=tuple(found),
+                files=files.get("files", ()),
+                outputs=files.get("outputs", ()),
+                cache=get(task, "cache", path, boolean, None) if "cache" in task else None,
+                sources=tuple(sources),
+                secrets=ordered(secrets[i]) if secrets and i in secrets else (),
+            )
         except (TypeError, ValueError) as exc:  # the checks above should make this unreachable
             p.add(path, str(exc))
             continue

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from toolkit.recipe.annotations import check_values, param_checks
+from toolkit.recipe.annotations import check_values, task_checks
 from toolkit.recipe.problems import Locator, Problems, did_you_mean, dotted
 
 if TYPE_CHECKING:
@@ -23,24 +23,30 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
     p = Problems(_display(recipe), _locator(recipe) if display else None)
     failed = _failed_note(plugins)
 
-    # tasks of one recipe tend to look alike: each shape of params is checked once
+    # tasks of one recipe tend to look alike: each shape of params is checked once, and
+    # each task name looked up once (a big recipe has 100,000 tasks of a few kinds)
     checked: dict[tuple, list[str]] = {}
-    annotated: dict[str, Any] = {}  # per task name: the checks its annotations make
+    kinds: dict[str, tuple[Any, Any] | None] = {}  # per task name: (info, annotation checks)
     for spec in recipe.tasks:
         path = ("task", spec.name)
-        if spec.uses not in registries.tasks:
+        kind = kinds.get(spec.uses, _UNSEEN)
+        if kind is _UNSEEN:
+            kind = kinds[spec.uses] = _kind(registries.tasks, spec.uses)
+        if kind is None:
             known = registries.tasks.names()
             hint = did_you_mean(spec.uses, known) or (
                 f" (registered: {', '.join(known)})" if 0 < len(known) <= 12 else " (see `toolkit tasks`)"
             )
             p.add((*path, "uses"), f"unknown task {spec.uses!r}{hint}{failed}")
             continue
-        info = registries.tasks.get(spec.uses)
-        given = dict.fromkeys([*spec.params, *spec.matrix_keys()])
+        info, checks = kind
+        given = (
+            tuple(dict.fromkeys([*spec.params, *spec.matrix_keys()])) if spec.matrix else tuple(spec.params)
+        )
         shape = (spec.uses, *given)
         problems = checked.get(shape)
         if problems is None:
-            problems = checked[shape] = info.check_params(given)
+            problems = checked[shape] = info.check_params(dict.fromkeys(given))
         for problem in problems:
             found = _PARAM.search(problem)
             key = found[1] if found else None
@@ -51,10 +57,8 @@ def check_recipe(recipe: Recipe, plugins: Plugins) -> None:
             else:
                 where = (*path, "matrix", key)
             p.add(where, problem)
-        checks = annotated.get(spec.uses)
-        if checks is None:
-            checks = annotated[spec.uses] = param_checks(info.func)
-        check_values(p, spec, checks, path)
+        if checks:
+            check_values(p, spec, checks, path)
 
     executor = recipe.run.executor
     if executor != "auto" and executor not in registries.executors:
@@ -96,6 +100,17 @@ def _add_option_problem(p: Problems, table: tuple, options: Mapping[str, Any], p
 
 
 _NAMED_KEY = re.compile(r"(?:unknown key '([^']+)'|([\w.-]+)[:,])")
+
+
+_UNSEEN: Any = object()
+
+
+def _kind(tasks: Any, uses: str) -> tuple[Any, Any] | None:
+    """The registered task ``uses`` and the checks of its annotations; None if unknown."""
+    if uses not in tasks:
+        return None
+    info = tasks.get(uses)
+    return info, task_checks(uses, info.func)
 
 
 def _failed_note(plugins: Plugins) -> str:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+_NONE: frozenset = frozenset()
+
+
 class ParamTemplate:
     """Params of one task, with the matrix references parsed once, ahead of time."""
 
@@ -26,13 +29,16 @@ class ParamTemplate:
         self.task = task
         self.params = dict(params)
         #: paths whose filled-in values are shell-quoted (a ``shell = true`` task's cmd)
-        self.quoted = frozenset(tuple(q) for q in quoted)
+        self.quoted = frozenset(map(tuple, quoted)) if quoted else _NONE
+        if not templates:  # most tasks (one per [[task]] table of a big recipe)
+            self.compiled: tuple[tuple[tuple, tuple], ...] = ()
+            return
         compiled = []
         for path in templates:
             text = _get(self.params, path)
             if isinstance(text, str):
                 compiled.append((tuple(path), tuple(parse(text))))
-        self.compiled: tuple[tuple[tuple, tuple], ...] = tuple(compiled)
+        self.compiled = tuple(compiled)
 
     def fill(self, combo: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(self.params)
