@@ -11,15 +11,17 @@ import argparse
 import gc
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
 from toolkit.errors import ExitCode, ToolkitError, UsageError
 
+#: typing.TYPE_CHECKING without importing typing (~4 ms): ``toolkit --help`` needs none
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
-    from toolkit.manager import Plugins
+    from toolkit.manager import LoadSpec, Plugins
 
 PROG = "toolkit"
 
@@ -142,6 +144,63 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     return parser
 
 
+def asks_for_help(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` is ``--help`` (or ``-h``, or no command at all) with nothing
+    else but ``-p`` and ``-v`` options: what :func:`builtin_help` answers. Anything
+    else (abbreviations, ``--``, a ``-p`` without its value) is left to the parser."""
+    rest = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "-p":
+            value = next(args, None)
+            if value is None or value.startswith("-"):
+                return False
+        elif arg.startswith("-p") and not arg.startswith("--"):
+            if "=" in arg:  # argparse reads -p=X as X
+                return False
+        elif arg != "--verbose" and not (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            rest.append(arg)
+    return rest in ([], ["-h"], ["--help"])
+
+
+def builtin_help(argv: Sequence[str], load: LoadSpec) -> int | None:
+    """``toolkit --help`` (or ``toolkit`` alone) when no plugin but the built-in ones
+    adds subcommands (:func:`toolkit.manager.adds_no_commands`): the same parser, with
+    the built-in commands listed from their table (``toolkit.builtin.commands``), found
+    without pluggy or the built-in modules (half of the start-up). None when a plugin
+    may add subcommands: the command line is then built as for any command."""
+    from toolkit.builtin.commands import COMMANDS
+    from toolkit.manager import adds_no_commands
+
+    if not adds_no_commands(load):
+        return None
+    parser, subparsers = _top_parser()
+    for plugin, name, text in COMMANDS:
+        if plugin not in load.blocked:
+            # only the name and the help of a command show in --help: no common options
+            argparse._SubParsersAction.add_parser(subparsers, name, help=text, add_help=False)
+    subparsers._choices_actions.sort(key=lambda a: a.dest)
+    code = _parse(parser, argv)
+    assert isinstance(code, int)  # no command was given
+    return code
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit code of the parse: 2 for bad usage (one line
+    on stderr), that of ``--help`` and ``--version``, 2 with the help for no command."""
+    try:
+        args = parser.parse_args(argv)
+    except _UsageExit as exc:
+        print(exc, file=sys.stderr)
+        return ExitCode.USAGE
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    return args
+
+
 class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
     """What ``toolkit_add_commands`` receives: ``add_parser`` gives each subcommand the
     common options, and notes which plugin adds which name; a name (or alias) that a
@@ -183,8 +242,17 @@ class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
 
 
 def _new_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, _Subcommands]:
-    from toolkit import __version__
     from toolkit.hookcalls import impl_codes
+
+    parser, subparsers = _top_parser()
+    subparsers.owners = impl_codes(plugins.pm, "toolkit_add_commands")
+    subparsers.order = {info.name: i for i, info in enumerate(plugins.infos)}
+    return parser, subparsers
+
+
+def _top_parser() -> tuple[argparse.ArgumentParser, _Subcommands]:
+    """The parser without subcommands, and the action that takes them."""
+    from toolkit import __version__
 
     common = common_options()
     parser = _Parser(
@@ -198,8 +266,6 @@ def _new_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, _Subcommands
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     assert isinstance(subparsers, _Subcommands)
     subparsers.common = common  # for toolkit_add_commands impls
-    subparsers.owners = impl_codes(plugins.pm, "toolkit_add_commands")
-    subparsers.order = {info.name: i for i, info in enumerate(plugins.infos)}
     subparsers.added = {}
     subparsers.clashes = {}
     return parser, subparsers
@@ -248,25 +314,20 @@ def _main(argv: list[str], given: Plugins | None = None) -> int:
 
         with _CollectorPaused():
             load = LoadSpec.from_environment(preparse_plugins(argv))
+            if given is None and asks_for_help(argv):
+                code = builtin_help(argv, load)
+                if code is not None:
+                    return code
             if given is None:
                 plugins = Plugins(load).load_all()
             else:
                 plugins = given
                 plugins.load_options(load.options)
-            parser = build_parser(plugins)
-            try:
-                args = parser.parse_args(argv)
-            except _UsageExit as exc:
-                print(exc, file=sys.stderr)
-                return ExitCode.USAGE
-            except SystemExit as exc:  # --help, --version
-                return int(exc.code or 0)
-        handler = getattr(args, "handler", None)
-        if handler is None:
-            parser.print_help()
-            return ExitCode.USAGE
+            args = _parse(build_parser(plugins), argv)
+        if isinstance(args, int):
+            return args
         args.plugin_manager = plugins
-        code = handler(args)
+        code = args.handler(args)
         # a handler that returns nothing succeeded (as a function that returns None does
         # for sys.exit)
         return ExitCode.OK if code is None else int(code)

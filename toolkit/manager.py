@@ -461,3 +461,89 @@ def require_loaded(plugins: Plugins, name: str) -> None:  # pragma: no cover - h
     info = plugins.info(name)
     if info is not None and info.error:
         raise ToolkitError(f"plugin {name!r} failed to load: {info.error}")
+
+
+#: the positional arguments of each hook (``toolkit.hookspecs``, which imports pluggy; a
+#: test keeps the two alike). A hook missing here only makes :func:`adds_no_commands`
+#: answer False.
+HOOK_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "toolkit_register_tasks": ("registry",),
+    "toolkit_register_executors": ("registry",),
+    "toolkit_register_sinks": ("registry",),
+    "toolkit_configure": ("recipe",),
+    "toolkit_choose_executor": ("recipe", "plan"),
+    "toolkit_run_start": ("run",),
+    "toolkit_task_start": ("instance",),
+    "toolkit_task_finish": ("instance", "record"),
+    "toolkit_run_finish": ("run", "summary"),
+    "toolkit_add_commands": ("subparsers",),
+}
+
+
+def adds_no_commands(load: LoadSpec) -> bool:
+    """Import the plugins ``load`` names besides the built-in ones, as
+    :meth:`Plugins.load_all` would, and say whether none adds subcommands and pluggy
+    would take each without a warning, from their hook marks alone (no pluggy, no
+    ``inspect``): then ``toolkit --help`` lists the built-in commands only (``toolkit.cli``).
+
+    False for anything it does not judge: a plugin that fails to import, two of one
+    name, a plugin that is not a module, a hook it does not know, a wrapper, an argument
+    the hook does not have. The plugin manager then loads them again, warning as it does
+    (modules already imported are not imported twice)."""
+    specs: list[tuple[str, str]] = []  # (name, spec), in Plugins.load_all's order
+    if load.autoload:
+        for ep in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
+            specs.append((ep.name, ep))  # type: ignore[arg-type]
+    specs += [(plugin_name(s), s) for s in (*load.options, *load.env, *load.recipe)]
+    seen: set[str] = set()
+    for name, spec in specs:
+        if name in load.blocked:
+            continue
+        if name in seen:
+            return False
+        seen.add(name)
+        try:
+            plugin = import_plugin(spec, replace=True) if isinstance(spec, str) else spec.load()
+        except Exception:
+            return False
+        if type(plugin) is not ModuleType or not _adds_no_commands(plugin):
+            return False
+    return True
+
+
+def _adds_no_commands(module: ModuleType) -> bool:
+    names = vars(module)
+    if "__getattr__" in names or "__dir__" in names:  # pluggy would find names vars() has not
+        return False
+    for attr, value in list(names.items()):
+        method = isinstance(value, _WRAPPERS)
+        if method:
+            value = value.__func__
+        elif type(value) is not FunctionType:
+            continue
+        marks = getattr(value, "__dict__", None) or {}
+        options = marks.get("toolkit_impl", marks.get("toolkit_impl_pending"))
+        if options is None:
+            continue  # not a hook implementation
+        if method or not isinstance(options, dict) or not options.keys() <= _IMPL_OPTIONS:
+            return False
+        hook = options.get("specname") or attr
+        if (
+            hook not in HOOK_ARGUMENTS
+            or hook == "toolkit_add_commands"
+            or options.get("wrapper")
+            or options.get("hookwrapper")
+            or "__wrapped__" in marks  # pluggy reads the signature of what it wraps
+            or "__signature__" in marks
+            or "." in value.__qualname__  # pluggy leaves out a first "self"
+        ):
+            return False
+        code = value.__code__
+        arguments = code.co_varnames[: code.co_argcount]
+        required = arguments[: len(arguments) - len(value.__defaults__ or ())]
+        if not set(required) <= set(HOOK_ARGUMENTS[hook]):
+            return False
+    return True
+
+
+_IMPL_OPTIONS = {"wrapper", "hookwrapper", "optionalhook", "tryfirst", "trylast", "specname"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 DEFAULT_OUTPUT = "runs"
@@ -14,7 +15,7 @@ DEFAULT_OUTPUT = "runs"
 def toolkit_add_commands(subparsers):
     p = subparsers.add_parser(
         "cache",
-        help="show or empty the results cache of recipes (info | clear [TASK])",
+        help=HELP["cache"],
         description="The results cache of a recipe (<output>/<recipe>/cache.db): `info` shows what"
         " it holds per task, `clear` forgets it (all of it, or one task's). Without --recipe, every"
         " recipe's cache under --output.",

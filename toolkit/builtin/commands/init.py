@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 RECIPE = """\
@@ -86,7 +87,7 @@ def toolkit_register_tasks(registry):
 def toolkit_add_commands(subparsers):
     p = subparsers.add_parser(
         "init",
-        help="write a starter recipe and its task module, or (--plugin NAME) a plugin distribution",
+        help=HELP["init"],
         description="Write a starter recipe (default recipe.toml) and a task module beside it"
         " (<stem>_tasks.py) that run as written. With --plugin NAME, write instead an installable"
         " plugin distribution (default folder toolkit-NAME): pyproject.toml with the entry point,"

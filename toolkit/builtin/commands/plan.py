@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 #: above this many instances in all, JSON lists a sample per task instead of every one
@@ -20,7 +21,7 @@ def toolkit_add_commands(subparsers):
 
     p = subparsers.add_parser(
         "plan",
-        help="dry run: the expanded instances, their order, the executor chosen and why",
+        help=HELP["plan"],
         description="Show what `toolkit run RECIPE` would do, without running anything: the stages,"
         " every task's instances (a sample of each above 1000 in all), the executor and why.",
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 
 @hookimpl
 def toolkit_add_commands(subparsers):
-    p = subparsers.add_parser(
-        "plugins", help="list plugins: name, version, source, hooks; failed ones with why"
-    )
+    p = subparsers.add_parser("plugins", help=HELP["plugins"])
     p.add_argument("--recipe", metavar="R", help="also load the plugins this recipe names")
     p.set_defaults(handler=plugins_command)
     # -v (a common option) adds each plugin's module or file, distribution and registrations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 DEFAULT_OUTPUT = "runs"
@@ -11,7 +12,7 @@ DEFAULT_OUTPUT = "runs"
 def toolkit_add_commands(subparsers):
     p = subparsers.add_parser(
         "report",
-        help="(re)write a run's report.html: timeline, durations, failures, every instance",
+        help=HELP["report"],
         description="Write the report of a run: one self-contained HTML file (it fetches nothing) with the"
         " summary, per-task durations, a timeline of every instance on its worker, histograms, the task"
         " graph, failures and a table of every instance. Works on a run that is still going.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 
@@ -18,7 +19,7 @@ def add_set_option(parser) -> None:
 
 @hookimpl
 def toolkit_add_commands(subparsers):
-    p = subparsers.add_parser("run", help="run a recipe")
+    p = subparsers.add_parser("run", help=HELP["run"])
     p.add_argument("recipe", metavar="RECIPE", help="the recipe file (TOML)")
     add_set_option(p)
     p.add_argument("-j", "--workers", type=int, metavar="N", help="number of workers (default: run.workers)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 DEFAULT_OUTPUT = "runs"
@@ -27,7 +28,7 @@ _COLOURS = {
 
 @hookimpl
 def toolkit_add_commands(subparsers):
-    p = subparsers.add_parser("runs", help="list earlier runs: id, recipe, status, counts, duration, start")
+    p = subparsers.add_parser("runs", help=HELP["runs"])
     p.add_argument(
         "--output",
         metavar="DIR",
@@ -52,7 +53,7 @@ def toolkit_add_commands(subparsers):
     )
     p.set_defaults(handler=runs_command)
 
-    p = subparsers.add_parser("show", help="one run's summary and its failures")
+    p = subparsers.add_parser("show", help=HELP["show"])
     p.add_argument(
         "run",
         metavar="RUN",

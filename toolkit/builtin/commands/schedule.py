@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 DESCRIPTION = """\
@@ -20,7 +21,7 @@ def toolkit_add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "schedule",
-        help="run recipes on their [schedule]: a cron-like daemon in the foreground",
+        help=HELP["schedule"],
         description=DESCRIPTION,
         formatter_class=RawDescriptionHelpFormatter,
     )

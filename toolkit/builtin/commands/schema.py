@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 
@@ -9,7 +10,7 @@ from toolkit.hookspecs import hookimpl
 def toolkit_add_commands(subparsers):
     p = subparsers.add_parser(
         "schema",
-        help="print the JSON Schema of the recipe format (for editors that validate TOML)",
+        help=HELP["schema"],
         description="Print the JSON Schema (draft 2020-12) of the recipe format. Save it and point"
         " your editor at it, e.g. a '#:schema ./recipe.schema.json' first line (Taplo, Even Better TOML).",
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 
 @hookimpl
 def toolkit_add_commands(subparsers):
-    p = subparsers.add_parser("tasks", help="list registered tasks: name, plugin, signature, first doc line")
+    p = subparsers.add_parser("tasks", help=HELP["tasks"])
     p.add_argument("--recipe", metavar="R", help="also load the plugins this recipe names")
     p.set_defaults(handler=tasks_command)
 

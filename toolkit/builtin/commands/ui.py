@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 DEFAULT_OUTPUT = "runs"
@@ -12,7 +13,7 @@ DEFAULT_PORT = 8765
 def toolkit_add_commands(subparsers):
     p = subparsers.add_parser(
         "ui",
-        help="a local web app: runs (live progress), reports, instance logs, schedules",
+        help=HELP["ui"],
         description="Serve a read-only web app over the runs under --output (and the schedules of a"
         " --state directory). It listens on 127.0.0.1 unless --host says otherwise and prints a URL with"
         " a token: a request without the token gets 403. It never starts, stops or deletes anything."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from toolkit.builtin.commands import HELP
 from toolkit.hookspecs import hookimpl
 
 
@@ -11,7 +12,7 @@ def toolkit_add_commands(subparsers):
 
     p = subparsers.add_parser(
         "validate",
-        help="validate recipes (format, task names, params, executors); runs nothing",
+        help=HELP["validate"],
         description="Validate each recipe: the format, references, and what its plugins register."
         " Prints 'RECIPE: ok' per valid recipe; exit 0 if all are valid, else 2. Runs nothing.",
     )
