@@ -7,13 +7,14 @@ import pickle
 import textwrap
 import tomllib
 
+import attrs
 import pytest
 import tomli_w
 
 from toolkit.errors import RecipeErrors, ToolkitError, UsageError
 from toolkit.manager import LoadSpec, make_plugin_manager
 from toolkit.recipe import check_recipe, read_recipe
-from toolkit.recipe.model import default_workers
+from toolkit.recipe.model import TaskSpec, default_workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -425,6 +426,39 @@ def test_recipe_pickles():
     again = pickle.loads(pickle.dumps(r))
     assert again == r
     assert again.task("estimate").count() == 16
+
+
+def test_tasks_read_are_the_tasks_their_class_makes(tmp_path):
+    # the loader makes TaskSpecs without their __init__ (a big recipe has 100,000)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("")
+    r = read_recipe(
+        recipe(
+            task=[
+                {"name": "plain", "uses": "shell", "params": {"cmd": "true"}},
+                {
+                    "name": "full",
+                    "uses": "shell",
+                    "params": {"cmd": "cat ${matrix.x} > out/${matrix.x}", "shell": True},
+                    "matrix": {"x": [1, 2], "f": {"glob": f"{tmp_path}/in/*"}},
+                    "needs": ["plain", "plain"],
+                    **{"retries": 2, "timeout": "1m", "isolate": True, "cpus": 2, "memory": "1 MiB"},
+                    **{"files": ["in/${matrix.x}"], "outputs": ["out/${matrix.x}"], "cache": False},
+                },
+            ]
+        )
+    )
+    for spec in r.tasks:
+        made = TaskSpec(**{f.name: getattr(spec, f.name) for f in attrs.fields(TaskSpec) if f.init})
+        assert made == spec
+        assert pickle.loads(pickle.dumps(spec)) == spec
+        combos = list(made.iter_combos())
+        assert combos == list(spec.iter_combos())
+        for _, combo in combos:
+            assert made.params_for(combo) == spec.params_for(combo)
+            assert made.output_files(made.params_for(combo)) == spec.output_files(spec.params_for(combo))
+    assert r.task("full").params_for({"x": "a b", "f": ""})["cmd"] == "cat 'a b' > out/'a b'"
+    assert r.task("full").needs == ("plain",)
 
 
 def test_schedule_table_is_read(tmp_path):

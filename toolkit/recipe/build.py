@@ -620,12 +620,12 @@ def check_needs(p: Problems, needs_of: dict[str, list[str]]) -> None:
                 p.add(("task", tname, "needs", j), f"unknown task {need!r}{hint}")
     # depth-first, with a stack of its own: a chain of 100,000 needs is no RecursionError
     state: dict[str, int] = {}  # 1 visiting, 2 done
-    for root in needs_of:
-        if root in state:
+    for root, needs in needs_of.items():
+        if not needs or root in state:  # a task that needs nothing is in no cycle
             continue
         state[root] = 1
         path = [root]
-        stack = [iter(needs_of[root])]
+        stack = [iter(needs)]
         while stack:
             need = next(stack[-1], None)
             if need is None:

@@ -247,20 +247,53 @@ class TaskSpec(TaskInstances):
 
 
 _QUOTED_COMMAND = ((COMMAND,),)
-#: (name, setter) of each field TaskSpec's __init__ takes, in order
-_TASK_FIELDS = tuple((f.name, getattr(TaskSpec, f.name).__set__) for f in attrs.fields(TaskSpec) if f.init)
 
 
-def checked_task(**values: Any) -> TaskSpec:
-    """A TaskSpec of values already checked, with a tuple for each field that converts
-    to one; every field is given. The recipe builder makes one per ``[[task]]`` table
-    (100,000 in a big recipe): this is under half the cost of ``__init__``, which parses
-    keywords, converts and (unless disabled) validates again."""
+def checked_task(
+    *,
+    name: str,
+    uses: str,
+    params: dict[str, Any],
+    matrix: dict[str, Any],
+    needs: tuple[str, ...],
+    retries: int,
+    timeout: float | None,
+    isolate: bool,
+    cpus: int,
+    memory: int | None,
+    templates: tuple[tuple[Any, ...], ...],
+    files: tuple[str, ...],
+    outputs: tuple[str, ...],
+    cache: bool | None,
+    sources: tuple[tuple[str, dict[str, str]], ...],
+    secrets: tuple[str, ...],
+) -> TaskSpec:
+    """A TaskSpec of values already checked, a tuple for each field that converts to
+    one. The recipe builder makes one per ``[[task]]`` table (100,000 in a big recipe):
+    this costs under half of ``__init__``, which converts and (unless disabled)
+    validates again."""
     spec = object.__new__(TaskSpec)
-    for name, put in _TASK_FIELDS:
-        put(spec, values[name])
+    values = (
+        name, uses, params, matrix, needs, retries, timeout, isolate, cpus, memory,
+        templates, files, outputs, cache, sources, secrets,
+    )  # fmt: skip
+    for put, value in zip(_PUT, values, strict=True):
+        put(spec, value)
     spec.__attrs_post_init__()
     return spec
+
+
+def _setters(make: Any) -> tuple[Any, ...]:
+    """The slot setters of TaskSpec's fields in the order ``make`` takes them (which must
+    be every field ``__init__`` takes, in order)."""
+    fields = [f.name for f in attrs.fields(TaskSpec) if f.init]
+    taken = list(make.__code__.co_varnames[: make.__code__.co_kwonlyargcount])
+    if taken != fields:
+        raise TypeError(f"{make.__name__} takes {taken}, TaskSpec has {fields}")
+    return tuple(getattr(TaskSpec, f).__set__ for f in fields)
+
+
+_PUT = _setters(checked_task)
 
 
 @attrs.frozen(kw_only=True)
