@@ -27,7 +27,6 @@ import attrs
 
 from toolkit.errors import RunError
 from toolkit.records import FAILED_STATUSES, STATUSES, instance_key
-from toolkit.store.history import process_alive
 from toolkit.store.lock import RunLock
 from toolkit.store.rundir import RunDir
 
@@ -89,6 +88,8 @@ def check_resumable(
                 f"run {run.run_id} is marked running on host {host!r}; if it is not running any more,"
                 " pass --force to resume it here"
             )
+        from toolkit.store.history import process_alive  # (a new run has no use for history)
+
         if (lock is None or not lock.existed) and process_alive(previous.get("pid")):
             raise RunError(
                 f"run {run.run_id} may still be running (pid {previous.get('pid')} is alive); wait for it,"

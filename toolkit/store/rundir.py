@@ -296,12 +296,12 @@ class RunDir:
 
 
 #: what a run id may be: one plain path component (TOOLKIT_RUN_ID comes from outside)
-_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_RUN_ID = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
 
 
 def check_run_id(run_id: str) -> None:
     """Refuse a run id that is not one plain name (``../x``, ``/tmp/x``, ``.hidden``)."""
-    if not _RUN_ID.fullmatch(run_id):
+    if not re.fullmatch(_RUN_ID, run_id):  # compiled only when there is one to check
         raise RunError(
             f"invalid run id {run_id!r} (from TOOLKIT_RUN_ID): use letters, digits, '.', '_' and"
             " '-', at most 128, not starting with '.' or '-'"
