@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import LEAVERS, linux_only, pids_in, wait_files, wait_gone
+from conftest import LEAVERS, alive, linux_only, pids_in, wait_files, wait_gone
 
 pytestmark = linux_only
 
@@ -109,6 +109,80 @@ matrix = {{ x = [1, 2, 3, 4] }}
         run.send_signal(signal.SIGKILL)
         run.wait(30)
     assert wait_gone(pids) == []
+    assert _wait_unmarked(f"{run.pid}-") == []  # nor any other process of the run (the zygote)
+
+
+def _marked(prefix: str) -> list[int]:
+    """The processes whose environment carries a run mark that starts with ``prefix``."""
+    needle = f"\0TOOLKIT_RUN_TOKEN={prefix}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and alive(int(name)):
+            try:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    if needle in b"\0" + f.read():
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def _wait_unmarked(prefix: str, timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := _marked(prefix)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+KILLS_ITS_PARENT = """
+import os
+import signal
+import time
+
+import toolkit
+
+
+def kill_parent(x: int, marker: str) -> int:
+    if x == 1 and not os.path.exists(marker):  # once: a second attempt returns
+        open(marker, "w").close()
+        os.kill(os.getppid(), signal.SIGKILL)  # under fork: the zygote, not the run
+        time.sleep(30)  # it dies with its parent
+    return x
+
+
+@toolkit.hookimpl
+def toolkit_register_tasks(registry):
+    registry.add(kill_parent, name="kill.parent")
+"""
+
+
+def test_process_instances_go_on_when_the_process_that_forks_them_dies(run_recipe, tmp_path):
+    """Under fork, a process of its own (the zygote) forks the instances of `process`:
+    killed mid-run, the instance it forked dies with it and the supervisor forks the rest
+    itself. The instance is `crashed`, or, when the zygote died before it said it had
+    forked it, runs again (as a batch whose pool worker died before it said it started)."""
+    marker = tmp_path / "killed"
+    result = run_recipe(
+        recipe(
+            "process",
+            "kill.parent",
+            "{ x = [0, 1, 2, 3] }",
+            f'{{ marker = "{marker}" }}',
+            workers=1,
+            extra='start_method = "fork"',
+        ),
+        "-q",
+        "--progress",
+        "off",
+        "--keep-going",
+        files={"leavers.py": KILLS_ITS_PARENT},
+        via="cli",
+        timeout=25,  # the hang guard: the killer sleeps 30 s
+    )
+    assert marker.exists()
+    statuses = {r["instance"]: r["status"] for r in result.records}
+    assert statuses.pop("t[x=1]") in ("crashed", "ok"), result.stdout + result.stderr
+    assert statuses == {"t[x=0]": "ok", "t[x=2]": "ok", "t[x=3]": "ok"}, result.stdout + result.stderr
 
 
 def test_a_pool_worker_killed_under_a_living_grandchild_is_noticed_at_once(run_recipe, tmp_path, kill_left):
@@ -241,3 +315,4 @@ matrix = {{ x = [1, 2] }}
         run.send_signal(signal.SIGKILL)
         run.wait(30)
     assert wait_gone(pids) == []
+    assert _wait_unmarked(f"{run.pid}-") == []  # nor any other process of the run (the zygote)

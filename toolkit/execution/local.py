@@ -8,7 +8,8 @@ of an isolated instance of ``pool``) send their results through a
 what each runs from a shared-memory slot per worker (no message per instance). Each
 process of ``process`` has a pipe of its own to the supervisor instead, which it
 inherits: its records, and a note when an attempt starts, go through it (no Manager
-connection per instance, no Manager at all). The supervisor watches the pipes and the
+connection per instance, no Manager at all); under fork, the zygote
+(``toolkit.execution.zygote``) forks them. The supervisor watches the pipes and the
 workers' sentinels, kills an attempt that outlives its timeout (SIGTERM to the
 worker's process group, then SIGKILL), and replaces dead workers.
 """
@@ -267,6 +268,7 @@ class LocalExecutor:
         self.failed_starts = 0
         self.token = ""  # the run's mark on its processes (toolkit.execution.containment)
         self.janitor: Janitor | None = None
+        self.zygote: Any = None  # what forks the instances of ``process`` under fork
         self.spill = ""  # where one-instance processes write what their pipe cannot take
         self.dirty = False  # a worker died without ending what its tasks started
         self.next_sample = 0.0  # when to read the memory of limited instances again
@@ -303,6 +305,10 @@ class LocalExecutor:
             self.queue = self.queue_ref.proxy()
             for _ in range(self.workers):
                 self._spawn_pool_worker()
+        elif self.fork_directly:  # a process that only forks forks the instances (see its module)
+            from toolkit.execution.zygote import Zygote
+
+            self.zygote = Zygote.start(self.context.setup, self.token, self.spill)
         # last: the smallest supervisor to fork, and the pool's Manager stays its first child
         self.janitor = Janitor.start(self.token)
 
@@ -356,7 +362,12 @@ class LocalExecutor:
             self._watch_death(worker)
             return worker
         if self.fork_directly:
-            process, inbox = fork_child(self.context.setup, batch, self.token, self.spill, cpus)
+            forked = None
+            if self.zygote is not None:
+                forked = self._zygote_fork(batch, cpus)
+            if forked is None:
+                forked = fork_child(self.context.setup, batch, self.token, self.spill, cpus)
+            process, inbox = forked
             os.set_blocking(inbox, False)
             worker = _Worker(process=process, slot=[-1.0, 0.0, 0.0, 0.0], inbox=inbox, spills=True)
             self.solo.append(worker)
@@ -382,6 +393,16 @@ class LocalExecutor:
         self._watch(inbox, worker, True)
         self._watch_death(worker)
         return worker
+
+    def _zygote_fork(self, batch: Batch, cpus: int) -> Any:
+        from toolkit.execution.zygote import ZygoteGone
+
+        try:
+            return self.zygote.fork(batch, cpus)
+        except ZygoteGone:  # killed: the supervisor forks the rest itself
+            self.zygote.stop()
+            self.zygote = None
+            return None
 
     def _watch(self, fd: int, worker: _Worker, is_pipe: bool) -> None:
         self.watched[fd] = (worker, is_pipe)
@@ -718,6 +739,9 @@ class LocalExecutor:
         if self.manager is not None:
             self.manager.shutdown()
             self.manager = None
+        if self.zygote is not None:
+            self.zygote.stop(kill=kill)
+            self.zygote = None
         if self.janitor is not None:
             self.janitor.stop()
             self.janitor = None
