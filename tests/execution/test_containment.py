@@ -112,6 +112,63 @@ matrix = {{ x = [1, 2, 3, 4] }}
     assert _wait_unmarked(f"{run.pid}-") == []  # nor any other process of the run (the zygote)
 
 
+NAPS = """
+import os
+import time
+
+import toolkit
+
+
+def nap(x: int, folder: str) -> int:
+    with open(os.path.join(folder, f"nap-{x}"), "w") as f:
+        f.write(f"{os.getpid()} {os.getppid()}")
+    time.sleep(60)
+    return x
+
+
+@toolkit.hookimpl
+def toolkit_register_tasks(registry):
+    registry.add(nap, name="nap")
+"""
+
+
+@pytest.mark.parametrize("start_method", METHODS)
+@pytest.mark.parametrize("executor", ["process", "pool"])
+def test_sigkill_of_the_run_ends_its_python_workers_and_what_forked_them(
+    tmp_path, executor, start_method, kill_left
+):
+    """Workers that run Python (no exec: their environment shows no run mark), and the
+    process that forked them, whichever it is (a fork server, the zygote): gone with
+    `toolkit run`."""
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    (tmp_path / "leavers.py").write_text(NAPS)
+    (tmp_path / "recipe.toml").write_text(
+        recipe(
+            executor,
+            "nap",
+            "{ x = [1, 2, 3] }",
+            f'{{ folder = "{folder}" }}',
+            workers=3,
+            extra=f'start_method = "{start_method}"',
+        )
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", "recipe.toml", "-q", "--progress", "off"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pairs = [p.read_text().split() for p in wait_files(folder, "nap-*", 3)]
+        pids = sorted({int(pid) for pair in pairs for pid in pair} - {run.pid})
+        kill_left.extend(pids)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    assert wait_gone(pids) == []
+
+
 def _marked(prefix: str) -> list[int]:
     """The processes whose environment carries a run mark that starts with ``prefix``."""
     needle = f"\0TOOLKIT_RUN_TOKEN={prefix}".encode()

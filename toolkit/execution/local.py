@@ -84,6 +84,7 @@ FORKSERVER_PRELOAD = [
     "toolkit.recipe.params",
     "toolkit.execution.local",
     "toolkit.execution.worker",
+    "toolkit.execution.forkserver_exit",  # last: the fork server then exits with the run
 ]
 
 
