@@ -464,8 +464,7 @@ def require_loaded(plugins: Plugins, name: str) -> None:  # pragma: no cover - h
 
 
 #: the positional arguments of each hook (``toolkit.hookspecs``, which imports pluggy; a
-#: test keeps the two alike). A hook missing here only makes :func:`adds_no_commands`
-#: answer False.
+#: test keeps the two alike).
 HOOK_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "toolkit_register_tasks": ("registry",),
     "toolkit_register_executors": ("registry",),
