@@ -102,51 +102,72 @@ class RunResult:
         return frame
 
 
-@attrs.define(eq=False)
 class RunSession:
-    """One session of a run (a resume is a new session of an earlier run)."""
+    """One session of a run (a resume is a new session of an earlier run). A plain
+    class: every run imports this module, and building an attrs class of this many
+    fields costs ~1-2 ms at import (its methods are generated and compiled)."""
 
-    recipe: Recipe
-    plugins: Plugins
-    plan: Plan
-    #: the tasks as workers receive them (``TaskRuntime``), in recipe order
-    runtimes: list[Any]
-    digests: dict[str, str]
-    run: RunDir
-    reporter: Any = None
-    grace: float = 5.0
-    #: ``--resume`` or ``--retry-failed``
-    resumed: bool = False
-    #: the manifest of the run this session resumes ({} for a new run)
-    previous: dict[str, Any] = attrs.field(factory=dict)
-    #: per task, the indices this session runs (None: all of them)
-    todo: dict[str, Any] | None = None
-    #: per task, the values of the records kept from earlier sessions (for ``inputs``)
-    values: dict[str, Any] | None = None
-    #: counts of the records kept from earlier sessions, and ``not_run``
-    kept: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys((*STATUSES, "not_run"), 0))
-    #: per task that receives ``inputs``: (the digest of the inputs it received in the run
-    #: resumed, the indices of its instances kept ok), to run again if its inputs changed
-    reconsider: dict[str, Any] = attrs.field(factory=dict)
-    #: how this session uses the results cache (toolkit.store.incremental.CacheUse), if at all
-    cache: Any = None
-    # -- set as the run goes
-    started: float = 0.0
-    finished: float = 0.0
-    manifest: dict[str, Any] = attrs.field(factory=dict)
-    info: RunInfo | None = None
-    collector: Collector | None = None
-    scheduler: Scheduler | None = None
-    #: the run's lock (store/lock.py), held from prepare_run to the end of finish_run
-    lock: Any = None
-    #: the run's status; "failed" until a phase says otherwise
-    status: str = "failed"
-    #: why the run did not succeed, when it did not (the manifest's ``reason``)
-    reason: str | None = None
-    #: the exception that ended the run, if one did
-    error: BaseException | None = None
-    counts: dict[str, int] = attrs.field(factory=dict)
-    not_run: int = 0
+    def __init__(
+        self,
+        *,
+        recipe: Recipe,
+        plugins: Plugins,
+        plan: Plan,
+        runtimes: list[Any],
+        digests: dict[str, str],
+        run: RunDir,
+        reporter: Any = None,
+        grace: float = 5.0,
+        resumed: bool = False,
+        previous: dict[str, Any] | None = None,
+        todo: dict[str, Any] | None = None,
+        values: dict[str, Any] | None = None,
+        kept: dict[str, int] | None = None,
+        reconsider: dict[str, Any] | None = None,
+        cache: Any = None,
+        lock: Any = None,
+    ) -> None:
+        self.recipe = recipe
+        self.plugins = plugins
+        self.plan = plan
+        #: the tasks as workers receive them (``TaskRuntime``), in recipe order
+        self.runtimes = runtimes
+        self.digests = digests
+        self.run = run
+        self.reporter = reporter
+        self.grace = grace
+        #: ``--resume`` or ``--retry-failed``
+        self.resumed = resumed
+        #: the manifest of the run this session resumes ({} for a new run)
+        self.previous: dict[str, Any] = previous if previous is not None else {}
+        #: per task, the indices this session runs (None: all of them)
+        self.todo = todo
+        #: per task, the values of the records kept from earlier sessions (for ``inputs``)
+        self.values = values
+        #: counts of the records kept from earlier sessions, and ``not_run``
+        self.kept: dict[str, int] = kept if kept is not None else dict.fromkeys((*STATUSES, "not_run"), 0)
+        #: per task that receives ``inputs``: (the digest of the inputs it received in the
+        #: run resumed, the indices of its instances kept ok), to run again if its inputs changed
+        self.reconsider: dict[str, Any] = reconsider if reconsider is not None else {}
+        #: how this session uses the results cache (toolkit.store.incremental.CacheUse), if at all
+        self.cache = cache
+        #: the run's lock (store/lock.py), held from prepare_run to the end of finish_run
+        self.lock = lock
+        # -- set as the run goes
+        self.started = 0.0
+        self.finished = 0.0
+        self.manifest: dict[str, Any] = {}
+        self.info: RunInfo | None = None
+        self.collector: Collector | None = None
+        self.scheduler: Scheduler | None = None
+        #: the run's status; "failed" until a phase says otherwise
+        self.status = "failed"
+        #: why the run did not succeed, when it did not (the manifest's ``reason``)
+        self.reason: str | None = None
+        #: the exception that ended the run, if one did
+        self.error: BaseException | None = None
+        self.counts: dict[str, int] = {}
+        self.not_run = 0
 
     def end_by(self, exc: BaseException) -> None:
         """The run ends by ``exc`` (the first such exception is the one that counts)."""
