@@ -23,8 +23,6 @@ import json
 import socket
 from typing import Any
 
-import attrs
-
 from toolkit.errors import RunError
 from toolkit.records import FAILED_STATUSES, STATUSES, instance_key
 from toolkit.store.lock import RunLock
@@ -170,19 +168,28 @@ def changed_instances(recipe: Any, runtimes: list[Any], run: RunDir, tasks: list
     return out
 
 
-@attrs.define
 class ResumePlan:
     """``todo``: per task, the instance indices to run; ``values``: per needed task,
     ``{index: {instance, params, value}}`` of the ok instances kept; ``kept``: counts
     by status of the instances left as they were, and ``not_run`` of those never run
-    that stay so (``--retry-failed``)."""
+    that stay so (``--retry-failed``); ``kept_ok``: per task that receives ``inputs``,
+    the indices of its instances kept ok, which run again when the inputs it receives
+    now differ from those of the run. A plain class: every run imports this module, and
+    an attrs class costs ~2.7 M instructions to build."""
 
-    todo: dict[str, list[int]]
-    values: dict[str, dict[int, dict[str, Any]]]
-    kept: dict[str, int]
-    #: per task that receives ``inputs``: the indices of its instances kept ok, which run
-    #: again when the inputs it receives now differ from those of the run
-    kept_ok: dict[str, list[int]] = attrs.field(factory=dict)
+    __slots__ = ("kept", "kept_ok", "todo", "values")
+
+    def __init__(
+        self,
+        todo: dict[str, list[int]],
+        values: dict[str, dict[int, dict[str, Any]]],
+        kept: dict[str, int],
+        kept_ok: dict[str, list[int]] | None = None,
+    ) -> None:
+        self.todo = todo
+        self.values = values
+        self.kept = kept
+        self.kept_ok = kept_ok if kept_ok is not None else {}
 
 
 def plan_resume(recipe: Any, runtimes: list[Any], run: RunDir, *, retry_failed: bool) -> ResumePlan:
