@@ -497,8 +497,12 @@ def build_tasks(
             first[tname] = i
         if "uses" not in task:
             p.add((*path, "uses"), "required: the registered task to run, such as 'shell'")
-        uses = get(task, "uses", path, nonempty, "")
-        params = c.table(task["params"], (*path, "params")) if "params" in task else {}
+        uses = task.get("uses")
+        if not isinstance(uses, str) or not uses.strip():
+            uses = get(task, "uses", path, nonempty, "")
+        params = task.get("params", {})
+        if not isinstance(params, dict):
+            params = c.table(params, (*path, "params"))
         found = templates.get(i, ()) if params is not None else ()
         params = params or {}
         matrix, sources = {}, ()
@@ -518,9 +522,11 @@ def build_tasks(
             matrix_ok = len(p.errors) == before  # else ${matrix.X} would be reported again
         else:
             matrix_ok = True
-        files = {
-            k: tuple(file_list(c, task, k, path, templates.get((i, k), ()))) for k in FILE_KEYS if k in task
-        }
+        files = (
+            {k: tuple(file_list(c, task, k, path, templates.get((i, k), ()))) for k in FILE_KEYS if k in task}
+            if "files" in task or "outputs" in task
+            else {}
+        )
         needs = list(dict.fromkeys(get(task, "needs", path, strings, []))) if "needs" in task else []
         if isinstance(tname, str):
             needs_of[tname] = needs
