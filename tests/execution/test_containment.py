@@ -36,6 +36,16 @@ def recipe(executor: str, task: str, matrix: str, params: str, *, workers: int =
     """
 
 
+def _start_run(folder) -> subprocess.Popen:
+    """``toolkit run recipe.toml`` in ``folder``, in the background, quiet."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", "recipe.toml", "-q", "--progress", "off"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @pytest.mark.parametrize("executor", ["process", "pool"])
 def test_a_daemon_a_task_starts_ends_with_its_instance(run_recipe, tmp_path, executor, kill_left):
     """A setsid daemon (double fork) left by a task is gone when its instance ends; the
@@ -96,12 +106,7 @@ params = {{ cmd = "echo $$ > {folder}/sleep-${{matrix.x}}; exec sleep 60", shell
 matrix = {{ x = [1, 2, 3, 4] }}
 """
     )
-    run = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "run", "recipe.toml", "-q", "--progress", "off"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = _start_run(tmp_path)
     try:
         pids = pids_in(wait_files(folder, "sleep-*", 4))
         kill_left.extend(pids)
@@ -153,12 +158,7 @@ def test_sigkill_of_the_run_ends_its_python_workers_and_what_forked_them(
             extra=f'start_method = "{start_method}"',
         )
     )
-    run = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "run", "recipe.toml", "-q", "--progress", "off"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = _start_run(tmp_path)
     try:
         pairs = [p.read_text().split() for p in wait_files(folder, "nap-*", 3)]
         pids = sorted({int(pid) for pair in pairs for pid in pair} - {run.pid})
@@ -352,12 +352,7 @@ params = {{ cmd = "echo $$ > {folder}/sleep-${{matrix.x}}; exec sleep 60", shell
 matrix = {{ x = [1, 2] }}
 """
     )
-    run = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "run", "recipe.toml", "-q", "--progress", "off"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = _start_run(tmp_path)
     try:
         pids = pids_in(wait_files(folder, "sleep-*", 2))
         kill_left.extend(pids)
