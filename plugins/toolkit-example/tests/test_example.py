@@ -50,10 +50,10 @@ def test_the_sink_appends_on_resume(run_recipe: RunRecipe) -> None:
     assert (first.run_dir / "results.md").read_text() == "kept\n"  # nothing left to run: unchanged
 
 
-def test_bad_sink_options_are_a_recipe_error_with_its_line(run_recipe: RunRecipe) -> None:
+def test_bad_sink_options_are_a_recipe_error_with_the_line_of_the_key(run_recipe: RunRecipe) -> None:
     res = run_recipe(recipe(columns='["instance", "colour"]'), command="validate")
     assert res.exit_code == 2
-    assert "recipe.toml:9: output.markdown: columns: 'colour' is not a record field" in res.stderr
+    assert "recipe.toml:10: output.markdown: columns: 'colour' is not a record field" in res.stderr
 
 
 class TestChildren(ExecutorConformance):
